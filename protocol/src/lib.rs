@@ -5,6 +5,9 @@
 //!   JSON reader, JavaScript included, reads them exactly.
 //! - [`snowflake`]: the coordination-free generator of those ids.
 //! - [`role`]: the three roles a member of a list can hold and what each may do.
+//! - [`list_doc`]: [`ListDoc`], one list as an Automerge document; the only code that knows
+//!   the document's shape, and its `validate()`.
+//! - [`sort_rank`]: [`SortRank`], the fractional-index strings that order a list's items.
 //!
 //! ```
 //! use tandem_protocol::{Role, snowflake::Snowflake};
@@ -16,8 +19,14 @@
 //! ```
 
 pub mod id;
+pub mod list_doc;
 pub mod role;
 pub mod snowflake;
+pub mod sort_rank;
 
+/// The Automerge version this protocol is written against, so client and server share it.
+pub use automerge;
 pub use id::{ItemId, ListId, UserId};
+pub use list_doc::{EditError, Item, ListDoc, ValidationError};
 pub use role::Role;
+pub use sort_rank::SortRank;
