@@ -22,6 +22,7 @@
 
 mod error;
 mod item;
+mod order;
 pub mod shape;
 
 use automerge::transaction::Transactable;
@@ -29,6 +30,7 @@ use automerge::{AutoCommit, ChangeHash, ObjType, ROOT, ReadDoc};
 
 pub use error::{EditError, LoadError, ValidationError};
 pub use item::Item;
+use order::OrderIndex;
 use shape::{CONTENT, DONE, ITEMS, SORT_RANK, TITLE};
 
 use crate::{ItemId, SortRank};
@@ -37,6 +39,8 @@ use crate::{ItemId, SortRank};
 #[derive(Debug, Clone)]
 pub struct ListDoc {
     doc: AutoCommit,
+    /// The display order at some heads; rebuilt when the heads moved on without it.
+    order: Option<OrderIndex>,
 }
 
 impl Default for ListDoc {
@@ -53,24 +57,24 @@ impl ListDoc {
         doc.update_text(&text, title)?;
         doc.put_object(ROOT, ITEMS, ObjType::Map)?;
         doc.commit();
-        Ok(Self { doc })
+        Ok(Self { doc, order: None })
     }
 
     /// A replica with no changes at all, to be filled from a peer (sync). It is not a valid
     /// list until the creator's first change arrives.
     pub fn empty() -> Self {
-        Self { doc: AutoCommit::new() }
+        Self { doc: AutoCommit::new(), order: None }
     }
 
     /// Loads a document from [`ListDoc::save`] output, optionally followed by change chunks.
     /// The result is not validated; call [`ListDoc::validate`] on untrusted bytes.
     pub fn load(bytes: &[u8]) -> Result<Self, LoadError> {
-        Ok(Self { doc: AutoCommit::load(bytes)? })
+        Ok(Self { doc: AutoCommit::load(bytes)?, order: None })
     }
 
     /// Wraps an Automerge document (e.g. one received whole from a peer).
     pub fn from_automerge(doc: AutoCommit) -> Self {
-        Self { doc }
+        Self { doc, order: None }
     }
 
     /// Applies saved changes (from [`ListDoc::save_after`] or [`ListDoc::save`]).
@@ -150,7 +154,7 @@ impl ListDoc {
 
     /// Replaces the title, as splices of the difference.
     pub fn set_title(&mut self, title: &str) -> Result<(), EditError> {
-        self.change(|doc| {
+        self.change(|doc, _| {
             let text = shape::title_obj(doc)?;
             doc.update_text(&text, title)?;
             Ok(())
@@ -163,29 +167,27 @@ impl ListDoc {
         if !id.is_valid() {
             return Err(EditError::InvalidItemId(id));
         }
-        self.change(|doc| {
-            let items = shape::items_obj(doc)?;
-            if shape::item_obj(doc, &items, id)?.is_some() {
+        self.change(|doc, order| {
+            if order.get(id).is_some() {
                 return Err(EditError::DuplicateItem(id));
             }
-            let rank = match shape::placed_items(doc)?.last() {
-                Some(last) => last.rank.after(),
-                None => SortRank::initial(),
-            };
+            let rank = order.last_rank().map_or_else(SortRank::initial, SortRank::after);
+            let items = shape::items_obj(doc)?;
             let obj = doc.put_object(&items, id.to_string(), ObjType::Map)?;
             let text = doc.put_object(&obj, CONTENT, ObjType::Text)?;
             doc.update_text(&text, content)?;
             doc.put(&obj, DONE, false)?;
             doc.put(&obj, SORT_RANK, rank.as_str())?;
+            order.set(id, rank.clone(), obj);
             Ok(Item { id, content: content.to_owned(), done: false, sort_rank: rank.to_string() })
         })
     }
 
     /// Replaces an item's text, as splices of the difference.
     pub fn edit_content(&mut self, id: ItemId, content: &str) -> Result<(), EditError> {
-        self.change(|doc| {
-            let obj = require_item(doc, id)?;
-            let text = shape::content_obj(doc, id, &obj)?;
+        self.change(|doc, order| {
+            let (_, obj) = order.get(id).ok_or(EditError::NoSuchItem(id))?;
+            let text = shape::content_obj(doc, id, obj)?;
             doc.update_text(&text, content)?;
             Ok(())
         })
@@ -193,77 +195,95 @@ impl ListDoc {
 
     /// Checks an item off (`true`) or on again (`false`).
     pub fn set_done(&mut self, id: ItemId, done: bool) -> Result<(), EditError> {
-        self.change(|doc| {
-            let obj = require_item(doc, id)?;
-            doc.put(&obj, DONE, done)?;
+        self.change(|doc, order| {
+            let (_, obj) = order.get(id).ok_or(EditError::NoSuchItem(id))?;
+            doc.put(obj, DONE, done)?;
             Ok(())
         })
     }
 
     /// Moves an item to the top of the list.
     pub fn move_to_first(&mut self, id: ItemId) -> Result<(), EditError> {
-        self.change(|doc| {
-            require_item(doc, id)?;
-            let placed = shape::placed_items(doc)?;
-            let Some(first) = placed.iter().find(|p| p.id != id) else {
+        self.change(|doc, order| {
+            let (_, obj) = order.get(id).ok_or(EditError::NoSuchItem(id))?.clone();
+            let Some((first, _)) = order.first_except(id) else {
                 return Ok(()); // the only item is already first
             };
-            let obj = &placed.iter().find(|p| p.id == id).expect("checked above").obj;
-            doc.put(obj, SORT_RANK, first.rank.before().as_str())?;
+            let rank = first.before();
+            doc.put(&obj, SORT_RANK, rank.as_str())?;
+            order.set(id, rank, obj);
             Ok(())
         })
     }
 
-    /// Moves an item to just after `after`. Items that share `after`'s rank and sorted after
-    /// it (possible after concurrent edits) get new ranks behind the moved item, so the moved
-    /// item lands exactly after `after`.
-    pub fn move_after(&mut self, id: ItemId, after: ItemId) -> Result<(), EditError> {
+    /// Moves an item to just after `after`, and returns the items whose rank changed (the
+    /// moved one first). Items that share `after`'s rank and sorted after it (possible after
+    /// concurrent edits) get new ranks behind the moved item, so that it lands exactly after
+    /// `after`.
+    pub fn move_after(&mut self, id: ItemId, after: ItemId) -> Result<Vec<ItemId>, EditError> {
         if id == after {
             return Err(EditError::MoveAfterItself(id));
         }
-        self.change(|doc| {
-            let moved = require_item(doc, id)?;
-            require_item(doc, after)?;
-            let rest: Vec<_> =
-                shape::placed_items(doc)?.into_iter().filter(|p| p.id != id).collect();
-            let at = rest.iter().position(|p| p.id == after).expect("checked above");
-            let lower = rest[at].rank.clone();
-            let tied_end = rest[at + 1..]
-                .iter()
-                .position(|p| p.rank != lower)
-                .map_or(rest.len(), |n| at + 1 + n);
-            let upper = rest.get(tied_end).map(|p| p.rank.clone());
+        self.change(|doc, order| {
+            let (_, moved) = order.get(id).ok_or(EditError::NoSuchItem(id))?.clone();
+            let (lower, _) = order.get(after).ok_or(EditError::NoSuchItem(after))?.clone();
+            let mut tied = Vec::new();
+            let mut upper = None;
+            for (rank, item) in order.after(&lower, after, id) {
+                if *rank != lower {
+                    upper = Some(rank.clone());
+                    break;
+                }
+                tied.push(*item);
+            }
             let mut previous =
                 SortRank::between(&lower, upper.as_ref()).ok_or(EditError::NoRankBetween(id))?;
             doc.put(&moved, SORT_RANK, previous.as_str())?;
-            for tied in &rest[at + 1..tied_end] {
+            order.set(id, previous.clone(), moved);
+            let mut changed = vec![id];
+            for item in tied {
                 let rank = SortRank::between(&previous, upper.as_ref())
-                    .ok_or(EditError::NoRankBetween(tied.id))?;
-                doc.put(&tied.obj, SORT_RANK, rank.as_str())?;
+                    .ok_or(EditError::NoRankBetween(item))?;
+                let (_, obj) = order.get(item).expect("listed by the index").clone();
+                doc.put(&obj, SORT_RANK, rank.as_str())?;
+                order.set(item, rank.clone(), obj);
+                changed.push(item);
                 previous = rank;
             }
-            Ok(())
+            Ok(changed)
         })
     }
 
     /// Removes an item.
     pub fn remove_item(&mut self, id: ItemId) -> Result<(), EditError> {
-        self.change(|doc| {
-            require_item(doc, id)?;
+        self.change(|doc, order| {
+            if order.get(id).is_none() {
+                return Err(EditError::NoSuchItem(id));
+            }
             let items = shape::items_obj(doc)?;
             doc.delete(&items, id.to_string())?;
+            order.remove(id);
             Ok(())
         })
     }
 
     /// Runs `edit` as one Automerge change: committed if it succeeds, rolled back if not.
+    /// `edit` gets the order index for the current heads and keeps it up to date; the index
+    /// is dropped if the edit fails, so a half-applied index is never kept.
     fn change<T>(
         &mut self,
-        edit: impl FnOnce(&mut AutoCommit) -> Result<T, EditError>,
+        edit: impl FnOnce(&mut AutoCommit, &mut OrderIndex) -> Result<T, EditError>,
     ) -> Result<T, EditError> {
-        match edit(&mut self.doc) {
+        let heads = self.doc.get_heads();
+        let mut order = match self.order.take() {
+            Some(order) if order.heads == heads => order,
+            _ => OrderIndex::build(&self.doc, heads)?,
+        };
+        match edit(&mut self.doc, &mut order) {
             Ok(value) => {
                 self.doc.commit();
+                order.heads = self.doc.get_heads();
+                self.order = Some(order);
                 Ok(value)
             }
             Err(e) => {
@@ -272,12 +292,6 @@ impl ListDoc {
             }
         }
     }
-}
-
-/// The map of item `id`, or [`EditError::NoSuchItem`].
-fn require_item(doc: &AutoCommit, id: ItemId) -> Result<automerge::ObjId, EditError> {
-    let items = shape::items_obj(doc)?;
-    shape::item_obj(doc, &items, id)?.ok_or(EditError::NoSuchItem(id))
 }
 
 #[cfg(test)]
