@@ -1,1 +1,139 @@
-//! x
+//! Tandem's server: accounts, lists and sharing over REST, on sharded relational storage.
+//!
+//! Layout:
+//! - [`config`]: flags, environment and TOML file, merged into a [`Config`].
+//! - [`api`]: the HTTP routes, one module per concern, the envelope and [`api::error::ApiError`].
+//! - [`auth`]: passwords, tokens, verification codes, throttling.
+//! - [`store`]: the shard map and the SQLite / PostgreSQL databases behind it.
+//! - [`mailer`]: how verification codes reach people.
+//!
+//! A typical embedding (what the tests do):
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let mut config = tandem_server::Config::embedded("/tmp/tandem-data");
+//! config.listen = "127.0.0.1:0".parse()?;
+//! let server = tandem_server::Server::start(config).await?;
+//! println!("listening on {}", server.addr());
+//! server.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod mailer;
+pub mod state;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tandem_protocol::snowflake::Snowflake;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use api::app;
+pub use config::Config;
+pub use state::AppState;
+
+use auth::code::CodeHasher;
+use auth::password::PasswordHasher;
+use auth::throttle::Throttle;
+use auth::token::{TokenKeys, load_or_create_secret};
+use store::Store;
+
+/// How often idle rate-limit keys are forgotten.
+const THROTTLE_SWEEP: Duration = Duration::from_secs(60);
+
+/// Opens the store (creating and migrating databases) and builds the shared state.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data folder {}", config.data_dir.display()))?;
+    let ids = Snowflake::new(u64::from(config.node_id)).context("--node-id")?;
+    let secret = load_or_create_secret(config.auth.jwt_secret.as_deref(), &config.data_dir)?;
+    let tokens = TokenKeys::new(&secret, config.token_ttl())?;
+    // The code HMAC key is derived from the token secret, so one secret serves both.
+    let codes = CodeHasher::new(&[b"tandem-verification-codes:".as_slice(), &secret].concat());
+    let store = Store::open(&config.shards, &config.data_dir).await.context("opening the store")?;
+    let passwords = PasswordHasher::new(config.auth.max_concurrent_hashes).await?;
+    Ok(AppState {
+        store,
+        tokens,
+        passwords,
+        codes,
+        throttle: Arc::new(Throttle::new(config.throttle)),
+        ids: Arc::new(ids),
+        mailer: config.mailer,
+        config: Arc::new(config),
+    })
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
+    store: Store,
+}
+
+impl Server {
+    /// Binds `config.listen` (port 0 picks a free port) and serves until [`Server::shutdown`].
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let listen = config.listen;
+        let state = build_state(config).await?;
+        let store = state.store.clone();
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+
+        let throttle = state.throttle.clone();
+        let sweeper_stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(THROTTLE_SWEEP);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => throttle.forget_idle(),
+                    _ = sweeper_stop.cancelled() => break,
+                }
+            }
+        });
+
+        let app = app(state).into_make_service_with_connect_info::<SocketAddr>();
+        let stop = shutdown.clone();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        });
+        Ok(Self { addr, shutdown, task, store })
+    }
+
+    /// The address actually listened on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting, lets requests in flight finish, and closes the databases.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+
+    /// Waits until the server stops (after its shutdown token is cancelled).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task")?.context("serving")?;
+        self.store.close().await;
+        Ok(())
+    }
+}

@@ -1,1 +1,63 @@
-fn main() {}
+//! `tandem-server`: parses the config and runs the server (or a maintenance command).
+
+use clap::Parser as _;
+use tandem_server::config::{Cli, Command, Config};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let config = Config::from_cli(&cli)?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::RepairIndex => {
+            std::fs::create_dir_all(&config.data_dir)?;
+            let store = tandem_server::store::Store::open(&config.shards, &config.data_dir).await?;
+            let report = store.repair_list_index().await?;
+            println!(
+                "list index repaired: {} entries added or fixed, {} removed",
+                report.upserted, report.removed
+            );
+            store.close().await;
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let data_dir = config.data_dir.clone();
+    let server = tandem_server::Server::start(config).await?;
+    println!(
+        "tandem-server listening on http://{} (data in {})",
+        server.addr(),
+        data_dir.display()
+    );
+    tracing::info!(addr = %server.addr(), "listening");
+    let token = server.shutdown_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        token.cancel();
+    });
+    server.wait().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

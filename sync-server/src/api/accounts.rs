@@ -1,0 +1,209 @@
+//! `register`, `verify` and `login`: making an account, proving its email, and getting a token.
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::post;
+use serde::{Deserialize, Serialize};
+use tandem_protocol::UserId;
+use utoipa::ToSchema;
+
+use super::envelope::{Envelope, MessageEnvelope, ok, ok_message};
+use super::error::ApiError;
+use super::extract::{ApiJson, ClientAddr};
+use crate::auth::code::{CODE_TTL, CodeHasher, MAX_ATTEMPTS};
+use crate::auth::email::normalise_email;
+use crate::auth::password::check_password;
+use crate::auth::throttle::{Action, RetryAfter};
+use crate::state::AppState;
+use crate::store::accounts::{CodeCheck, NewRegistration};
+use crate::store::now_ms;
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/todolist/register", post(register))
+        .route("/api/todolist/verify", post(verify))
+        .route("/api/todolist/login", post(login))
+}
+
+/// `register` and `login` bodies.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Credentials {
+    /// The email (case and surrounding spaces do not matter).
+    pub email: String,
+    /// 8 to 128 characters, used exactly as given.
+    pub password: String,
+}
+
+/// `register` result.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegisterData {
+    /// Whether the code is returned here (demo mailer) rather than sent.
+    pub is_demo: bool,
+    /// The code, in demo mode only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub demo_code: Option<String>,
+}
+
+/// `verify` body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct VerifyRequest {
+    /// The email registered.
+    pub email: String,
+    /// The six-digit code.
+    pub code: String,
+}
+
+/// `login` result.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginData {
+    /// Bearer token for every other call.
+    pub token: String,
+    /// Who signed in.
+    pub user: UserData,
+}
+
+/// An account as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserData {
+    /// The account id.
+    pub id: u64,
+    /// The normalised email.
+    pub email: String,
+}
+
+fn throttled(wait: RetryAfter) -> ApiError {
+    ApiError::RateLimited(wait.0)
+}
+
+fn internal(err: impl std::error::Error + Send + Sync + 'static) -> ApiError {
+    ApiError::Internal(anyhow::Error::new(err))
+}
+
+/// Register an account; a code is sent to verify the email. Registering an unverified email
+/// again replaces its password and code.
+#[utoipa::path(post, path = "/api/todolist/register", tag = "accounts", request_body = Credentials,
+    responses(
+        (status = 200, description = "Verification code sent.", body = Envelope<RegisterData>),
+        (status = 400, description = "Malformed body"),
+        (status = 409, description = "A verified account has this email"),
+        (status = 422, description = "Invalid email or password length"),
+        (status = 429, description = "Too many attempts"),
+    ))]
+pub async fn register(
+    State(state): State<AppState>,
+    addr: ClientAddr,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Result<Response, ApiError> {
+    let email = normalise_email(&body.email).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    state.throttle.check(Action::Register, &email, addr.0).map_err(throttled)?;
+    check_password(&body.password).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let password_hash = state.passwords.hash(body.password).await.map_err(internal)?;
+    let code = CodeHasher::generate();
+    let registration = NewRegistration {
+        code_hash: state.codes.hash(&email, &code),
+        code_expires_at: now_ms() + CODE_TTL.as_millis() as i64,
+        email,
+        password_hash,
+    };
+    state.store.register(UserId(state.ids.next_id()), &registration).await?;
+    let delivery = state.mailer.deliver(&registration.email, &code);
+    Ok(ok(
+        "Verification code sent.",
+        RegisterData { is_demo: delivery.is_demo, demo_code: delivery.demo_code },
+    ))
+}
+
+/// Verify an email with the code sent to it. Lists shared with this email before it had an
+/// account become the account's.
+#[utoipa::path(post, path = "/api/todolist/verify", tag = "accounts", request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "Account verified. Please login.", body = MessageEnvelope),
+        (status = 400, description = "Malformed body"),
+        (status = 409, description = "Already verified"),
+        (status = 422, description = "Wrong, expired or used-up code"),
+        (status = 429, description = "Too many attempts"),
+    ))]
+pub async fn verify(
+    State(state): State<AppState>,
+    addr: ClientAddr,
+    ApiJson(body): ApiJson<VerifyRequest>,
+) -> Result<Response, ApiError> {
+    let no_code = || {
+        ApiError::Invalid(
+            "No valid verification code for this email; register again to get a new one.".into(),
+        )
+    };
+    let email = normalise_email(&body.email).map_err(|_| no_code())?;
+    state.throttle.check(Action::Verify, &email, addr.0).map_err(throttled)?;
+    let code = body.code.trim();
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::Invalid("The verification code is six digits.".into()));
+    }
+    let codes = state.codes.clone();
+    let outcome = state
+        .store
+        .check_code(&email, MAX_ATTEMPTS, |stored| codes.matches(&email, code, stored))
+        .await?;
+    match outcome {
+        CodeCheck::Verified(user) => {
+            if let Err(err) = state.store.accept_invitations(user, &email).await {
+                // Still pending; retried at the next login.
+                tracing::warn!(error = ?err, %user, "could not apply pending invitations");
+            }
+            Ok(ok_message("Account verified. Please login."))
+        }
+        CodeCheck::Wrong { tries_left } if tries_left > 0 => Err(ApiError::Invalid(format!(
+            "Wrong verification code; {tries_left} {} left.",
+            if tries_left == 1 { "try" } else { "tries" }
+        ))),
+        CodeCheck::Wrong { .. } => Err(ApiError::Invalid(
+            "Wrong verification code; the code is now void. Register again to get a new one."
+                .into(),
+        )),
+        CodeCheck::NoValidCode => Err(no_code()),
+        CodeCheck::AlreadyVerified => {
+            Err(ApiError::Conflict("Account already verified. Please login.".into()))
+        }
+    }
+}
+
+/// Log in with a verified account and get a bearer token.
+#[utoipa::path(post, path = "/api/todolist/login", tag = "accounts", request_body = Credentials,
+    responses(
+        (status = 200, description = "Login successful", body = Envelope<LoginData>),
+        (status = 400, description = "Malformed body"),
+        (status = 401, description = "Wrong email or password (one answer for both)"),
+        (status = 403, description = "Account not verified yet"),
+        (status = 429, description = "Too many attempts"),
+    ))]
+pub async fn login(
+    State(state): State<AppState>,
+    addr: ClientAddr,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Result<Response, ApiError> {
+    let failed = || ApiError::Unauthorized("Invalid email or password.".into());
+    let email = normalise_email(&body.email).unwrap_or_default();
+    state.throttle.check(Action::Login, &email, addr.0).map_err(throttled)?;
+    let user = if email.is_empty() { None } else { state.store.user_by_email(&email).await? };
+    // The hash is checked even for unknown emails, so both failures take the same time.
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    if !state.passwords.verify(body.password, hash).await.map_err(internal)? {
+        return Err(failed());
+    }
+    let user = user.ok_or_else(failed)?;
+    if !user.verified {
+        return Err(ApiError::Forbidden(
+            "Account not verified yet: enter the code sent to your email (POST verify).".into(),
+        ));
+    }
+    if let Err(err) = state.store.accept_invitations(user.id, &user.email).await {
+        tracing::warn!(error = ?err, user = %user.id, "could not apply pending invitations");
+    }
+    let token = state.tokens.issue(user.id, &user.email);
+    Ok(ok(
+        "Login successful",
+        LoginData { token, user: UserData { id: user.id.get(), email: user.email } },
+    ))
+}

@@ -1,0 +1,117 @@
+//! Request extractors that answer in the envelope: JSON bodies (`ApiJson`), query strings
+//! (`ApiQuery`), the signed-in caller (`AuthUser`) and the client's address (`ClientAddr`).
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Query, Request};
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use tandem_protocol::UserId;
+
+use super::error::ApiError;
+use crate::state::AppState;
+
+/// A JSON body. Any content type is read as JSON (curl users forget the header); malformed
+/// JSON, missing fields and wrong types are 400, a body over the limit is 413.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = AppState::from_ref(state).config.limits.max_body_bytes;
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge(limit)
+            } else {
+                ApiError::BadRequest(format!(
+                    "Could not read the request body: {}",
+                    rejection.body_text()
+                ))
+            }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(ApiJson)
+            .map_err(|e| ApiError::BadRequest(format!("Invalid JSON body: {e}")))
+    }
+}
+
+/// A query string; a malformed one is 400.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| ApiQuery(q))
+            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+    }
+}
+
+/// The caller named by a valid `Authorization: Bearer` token. No token or an invalid one is
+/// 401: an invalid token never silently means "signed out".
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    /// The caller's account.
+    pub id: UserId,
+    /// The caller's email.
+    pub email: String,
+}
+
+impl<S> FromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthorized("Missing Authorization: Bearer token.".into()))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| {
+                let (scheme, token) = value.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+            })
+            .ok_or_else(|| {
+                ApiError::Unauthorized("Authorization must be 'Bearer <token>'.".into())
+            })?;
+        let user = state.tokens.verify(token).ok_or_else(|| {
+            ApiError::Unauthorized("Invalid or expired token; log in again.".into())
+        })?;
+        Ok(AuthUser { id: user.id, email: user.email })
+    }
+}
+
+/// The client's IP address, when the server was started with connection info.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())))
+    }
+}

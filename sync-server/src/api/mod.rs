@@ -1,0 +1,52 @@
+//! The HTTP API: one module per concern, each with `fn router()`, merged here.
+//!
+//! Every answer, errors included, is the seed's envelope ([`envelope`]); every failure is an
+//! [`error::ApiError`].
+
+pub mod accounts;
+pub mod envelope;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod lists;
+pub mod openapi;
+pub mod sharing;
+mod time;
+
+use std::any::Any;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::state::AppState;
+use error::ApiError;
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let body_limit = state.config.limits.max_body_bytes;
+    Router::new()
+        .merge(accounts::router())
+        .merge(lists::router())
+        .merge(sharing::router())
+        .merge(health::router())
+        .merge(openapi::router())
+        .fallback(|| async { ApiError::NotFound("No such endpoint.".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A handler panicked: a bug of ours. Logged, and answered in the envelope.
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("non-string panic");
+    ApiError::Internal(anyhow::anyhow!("handler panicked: {detail}")).into_response()
+}

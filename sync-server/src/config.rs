@@ -1,0 +1,273 @@
+//! Configuration: command-line flags and `TANDEM_*` environment variables over a TOML file
+//! over the embedded defaults (SQLite under `./tandem-data`, 127.0.0.1:8080, demo mailer).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use serde::Deserialize;
+
+use crate::auth::throttle::ThrottleConfig;
+use crate::mailer::Mailer;
+use crate::store::ShardSpec;
+use crate::store::shard_map::{LIST_SHARDS, USER_SHARDS};
+
+/// Listen address when neither flag, environment nor file names one.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Data folder when none is given.
+pub const DEFAULT_DATA_DIR: &str = "tandem-data";
+
+/// Tandem's sync server.
+#[derive(Debug, Parser)]
+#[command(name = "tandem-server", version, about)]
+pub struct Cli {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "TANDEM_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Folder for the embedded SQLite database, the generated JWT secret and relative SQLite
+    /// paths of the shard map.
+    #[arg(long, env = "TANDEM_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// TOML file with the shard map, limits, token lifetime and mailer.
+    #[arg(long, env = "TANDEM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// This node's id (0-31), unique among servers sharing databases; part of every id made.
+    #[arg(long, env = "TANDEM_NODE_ID")]
+    pub node_id: Option<u16>,
+    /// What to do; serving is the default.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Commands besides serving.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Rebuild every user's list index from the list shards, print what changed, and exit.
+    RepairIndex,
+}
+
+/// The TOML config file. Every section and key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Listen address.
+    pub listen: Option<SocketAddr>,
+    /// Node id.
+    pub node_id: Option<u16>,
+    /// Tokens and hashing.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Code delivery.
+    #[serde(default)]
+    pub mailer: Mailer,
+    /// Request limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Rate limits on account calls.
+    #[serde(default)]
+    pub throttle: ThrottleConfig,
+    /// The shard map; empty means one SQLite file in the data folder holds every shard.
+    #[serde(default)]
+    pub shards: Vec<ShardSpec>,
+}
+
+/// Tokens and password hashing.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Token lifetime in seconds.
+    pub token_ttl_secs: u64,
+    /// At most this many argon2 hashes run at once (each takes ~19 MiB).
+    pub max_concurrent_hashes: usize,
+    /// JWT signing secret (at least 32 bytes). Prefer the `TANDEM_JWT_SECRET` environment
+    /// variable, or leave both unset to have one generated in the data folder.
+    pub jwt_secret: Option<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { token_ttl_secs: 3600, max_concurrent_hashes: 4, jwt_secret: None }
+    }
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { max_body_bytes: 64 * 1024 }
+    }
+}
+
+/// Everything the server needs to start, after merging flags, environment, file and defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// The data folder.
+    pub data_dir: PathBuf,
+    /// This node's id.
+    pub node_id: u16,
+    /// Tokens and hashing.
+    pub auth: AuthConfig,
+    /// Code delivery.
+    pub mailer: Mailer,
+    /// Request limits.
+    pub limits: LimitsConfig,
+    /// Rate limits on account calls.
+    pub throttle: ThrottleConfig,
+    /// The shard map (never empty).
+    pub shards: Vec<ShardSpec>,
+}
+
+/// A config that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading config file {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this config.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What the parser said.
+        message: String,
+    },
+}
+
+impl Config {
+    /// The embedded default: every shard in `tandem.db` in `data_dir`.
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            data_dir: data_dir.into(),
+            node_id: 0,
+            auth: AuthConfig::default(),
+            mailer: Mailer::default(),
+            limits: LimitsConfig::default(),
+            throttle: ThrottleConfig::default(),
+            shards: vec![single_sqlite_shard()],
+        }
+    }
+
+    /// Merges flags and environment (already in `cli`) over the file over the defaults. The
+    /// JWT secret may also come from `TANDEM_JWT_SECRET`.
+    pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let mut config = Self::embedded(&cli.data_dir);
+        config.listen = cli.listen.or(file.listen).unwrap_or(config.listen);
+        config.node_id = cli.node_id.or(file.node_id).unwrap_or(0);
+        config.auth = file.auth;
+        if let Ok(secret) = std::env::var("TANDEM_JWT_SECRET") {
+            config.auth.jwt_secret = Some(secret);
+        }
+        config.mailer = file.mailer;
+        config.limits = file.limits;
+        config.throttle = file.throttle;
+        if !file.shards.is_empty() {
+            config.shards = file.shards;
+        }
+        Ok(config)
+    }
+
+    /// Token lifetime.
+    pub fn token_ttl(&self) -> Duration {
+        Duration::from_secs(self.auth.token_ttl_secs)
+    }
+}
+
+/// One SQLite file holding every logical shard.
+pub fn single_sqlite_shard() -> ShardSpec {
+    ShardSpec {
+        url: "sqlite:tandem.db".into(),
+        users: Some([0, USER_SHARDS]),
+        lists: Some([0, LIST_SHARDS]),
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_sets_shards_limits_and_mailer() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            node_id = 3
+            mailer = "log"
+            [auth]
+            token_ttl_secs = 600
+            [throttle]
+            per_address_per_minute = 1000
+            [[shards]]
+            url = "postgres://postgres@127.0.0.1/a"
+            users = [0, 512]
+            lists = [0, 2048]
+            [[shards]]
+            url = "postgres://postgres@127.0.0.1/b"
+            users = [512, 1024]
+            lists = [2048, 4096]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(file.node_id, Some(3));
+        assert_eq!(file.mailer, Mailer::Log);
+        assert_eq!(file.auth.token_ttl_secs, 600);
+        assert_eq!(file.auth.max_concurrent_hashes, 4, "unset keys keep their defaults");
+        assert_eq!(file.throttle.per_address_per_minute, 1000);
+        assert_eq!(file.throttle.per_account_per_minute, 10);
+        assert_eq!(file.shards.len(), 2);
+        assert_eq!(file.shards[1].lists, Some([2048, 4096]));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_not_silence() {
+        assert!(toml::from_str::<FileConfig>("listn = \"127.0.0.1:1\"").is_err());
+        assert!(toml::from_str::<FileConfig>("[auth]\ntoken_ttl = 5").is_err());
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tandem.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nnode_id = 4\n").unwrap();
+        let cli = Cli::parse_from([
+            "tandem-server",
+            "--config",
+            path.to_str().unwrap(),
+            "--node-id",
+            "7",
+        ]);
+        let config = Config::from_cli(&cli).unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.node_id, 7);
+        assert_eq!(config.shards, vec![single_sqlite_shard()]);
+    }
+}

@@ -1,0 +1,34 @@
+//! The state every request handler shares: one [`AppState`], cloned per request.
+
+use std::sync::Arc;
+
+use tandem_protocol::snowflake::Snowflake;
+
+use crate::auth::code::CodeHasher;
+use crate::auth::password::PasswordHasher;
+use crate::auth::throttle::Throttle;
+use crate::auth::token::TokenKeys;
+use crate::config::Config;
+use crate::mailer::Mailer;
+use crate::store::Store;
+
+/// Shared server state. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The sharded store.
+    pub store: Store,
+    /// Issues and checks tokens.
+    pub tokens: TokenKeys,
+    /// Hashes passwords off the async threads.
+    pub passwords: PasswordHasher,
+    /// Hashes verification codes.
+    pub codes: CodeHasher,
+    /// Rate limits on account calls.
+    pub throttle: Arc<Throttle>,
+    /// Makes list and user ids.
+    pub ids: Arc<Snowflake>,
+    /// Delivers verification codes.
+    pub mailer: Mailer,
+    /// The configuration the server started with.
+    pub config: Arc<Config>,
+}

@@ -1,0 +1,201 @@
+//! One physical database (SQLite file or PostgreSQL database) behind one connection pool.
+//!
+//! Queries are written once for both engines through sqlx's `Any` driver: `$1` placeholders
+//! (SQLite accepts them too), integers and text only, `ON CONFLICT` and `RETURNING` (both
+//! engines have them).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::MigrateDatabase;
+use sqlx::{Any, AnyPool, Connection, Executor, Row, Transaction};
+
+use super::StoreError;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// How long a SQLite writer waits for another writer before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request waits for a free connection before the call fails.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The engine behind a physical database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// A SQLite file, in WAL mode with `synchronous=FULL`.
+    Sqlite,
+    /// A PostgreSQL database.
+    Postgres,
+}
+
+/// A physical database: its pool and what it is, for logs and health checks.
+#[derive(Debug)]
+pub struct Database {
+    /// The URL with any password removed: safe to log and to show in `/healthz`.
+    label: String,
+    engine: Engine,
+    pool: AnyPool,
+}
+
+impl Database {
+    /// Connects to `url` (`sqlite:PATH` or `postgres://...`), creating the database if it does
+    /// not exist, checks its durability settings and runs the migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let engine = engine_of(url)?;
+        let label = redact(url);
+        let open_err = |source| StoreError::Open { database: label.clone(), source };
+
+        if !Any::database_exists(url).await.map_err(open_err)? {
+            Any::create_database(url).await.map_err(open_err)?;
+        }
+
+        let options = AnyConnectOptions::from_str(url).map_err(open_err)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(match engine {
+                // One writer at a time anyway; a few readers beside it in WAL mode.
+                Engine::Sqlite => 4,
+                Engine::Postgres => 10,
+            })
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if engine == Engine::Sqlite {
+                        let busy =
+                            format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis());
+                        conn.execute(sqlx::AssertSqlSafe(busy)).await?;
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+
+        let db = Self { label, engine, pool };
+        if engine == Engine::Sqlite {
+            db.check_sqlite_durability().await?;
+        }
+        let migrator = match engine {
+            Engine::Sqlite => &SQLITE_MIGRATIONS,
+            Engine::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&db.pool)
+            .await
+            .map_err(|source| StoreError::Migrate { database: db.label.clone(), source })?;
+        Ok(db)
+    }
+
+    /// Refuses to serve from a SQLite file that is not in WAL mode with `synchronous=FULL`:
+    /// an acknowledged write must survive a power cut.
+    async fn check_sqlite_durability(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mode: String =
+            sqlx::query("PRAGMA journal_mode").fetch_one(&mut *conn).await?.try_get(0)?;
+        let sync: i64 =
+            sqlx::query("PRAGMA synchronous").fetch_one(&mut *conn).await?.try_get(0)?;
+        // synchronous: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA.
+        if !mode.eq_ignore_ascii_case("wal") || sync < 2 {
+            return Err(StoreError::NotDurable {
+                database: self.label.clone(),
+                detail: format!("journal_mode={mode}, synchronous={sync}; need wal and FULL (2)"),
+            });
+        }
+        Ok(())
+    }
+
+    /// The URL without its password.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Which engine this is.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// The pool, for reads and single statements.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so that a transaction which reads before it writes waits for
+    /// other writers instead of failing when it upgrades.
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self.engine {
+            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Engine::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// Answers whether the database responds to a trivial query.
+    pub async fn ping(&self) -> bool {
+        match self.pool.acquire().await {
+            Ok(mut conn) => conn.ping().await.is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn engine_of(url: &str) -> Result<Engine, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Engine::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Engine::Postgres)
+    } else {
+        Err(StoreError::Config(format!(
+            "unsupported database URL {:?}: expected sqlite:PATH or postgres://...",
+            redact(url)
+        )))
+    }
+}
+
+/// Builds the SQLite URL of a file, creating the file if missing.
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+/// Removes the password from a URL of the form `scheme://user:password@host/...`.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_owned() };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_labels() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/tandem"),
+            "postgres://app:***@db:5432/tandem"
+        );
+        assert_eq!(redact("postgres://postgres@127.0.0.1/t"), "postgres://postgres@127.0.0.1/t");
+        assert_eq!(redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+
+    #[test]
+    fn only_sqlite_and_postgres_are_engines() {
+        assert_eq!(engine_of("sqlite://a.db").unwrap(), Engine::Sqlite);
+        assert_eq!(engine_of("postgres://h/db").unwrap(), Engine::Postgres);
+        assert!(engine_of("mysql://h/db").is_err());
+    }
+}
