@@ -117,8 +117,9 @@ fn routes(
                 super::database::redact(&spec.url)
             )));
         }
-        for shard in usize::from(start)..usize::from(end) {
-            if let Some(other) = routes[shard].replace(index) {
+        let held = usize::from(start)..usize::from(end);
+        for (shard, route) in routes.iter_mut().enumerate().take(held.end).skip(held.start) {
+            if let Some(other) = route.replace(index) {
                 return Err(StoreError::Config(format!(
                     "logical {kind} shard {shard} is assigned to both shard {other} and shard {index}"
                 )));

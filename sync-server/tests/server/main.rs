@@ -1,0 +1,12 @@
+//! End-to-end tests of `tandem-server` over real HTTP and real databases, in one binary (one
+//! link on a 2-core machine) with a module per concern.
+
+mod support;
+
+mod accounts;
+mod authorization;
+mod binary;
+mod errors;
+mod lists;
+mod sharing;
+mod storage;
