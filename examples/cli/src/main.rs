@@ -1,6 +1,5 @@
-//! The `tandem` CLI; its commands arrive with the client issue.
+//! The `tandem` binary: parses the command line and runs it (see the library).
 
-fn main() {
-    eprintln!("tandem: no commands yet");
-    std::process::exit(2);
+fn main() -> std::process::ExitCode {
+    tandem_cli::main_with_args(std::env::args_os())
 }

@@ -1,0 +1,178 @@
+//! Runs one parsed command against the client and prints its result.
+
+use std::io::Write;
+
+use anyhow::Context;
+use serde_json::json;
+use tandem_client::{Client, Error, Item, ItemId, ListId, Role};
+
+use crate::output::emit;
+use crate::{Cli, Command};
+
+fn list_id(raw: u64) -> Result<ListId, Error> {
+    let id = ListId(raw);
+    if id.is_valid() {
+        Ok(id)
+    } else {
+        Err(Error::InvalidInput(format!("{raw} is not a valid list id")))
+    }
+}
+
+fn item_id(raw: u64) -> Result<ItemId, Error> {
+    let id = ItemId(raw);
+    if id.is_valid() {
+        Ok(id)
+    } else {
+        Err(Error::InvalidInput(format!("{raw} is not a valid item id")))
+    }
+}
+
+/// The item as stored now, for printing after a change.
+fn item_after(client: &Client, list: ListId, item: ItemId) -> Result<Item, Error> {
+    client
+        .list(list)?
+        .items
+        .into_iter()
+        .find(|i| i.id == item)
+        .ok_or_else(|| Error::NotFound(format!("no item {item} in list {list}")))
+}
+
+fn print_item_text(item: &Item) -> String {
+    format!("[{}] {}  {}", if item.done { "x" } else { " " }, item.id, item.content)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the network runtime")
+}
+
+/// Runs `cli`'s command, writing its output to `out`.
+pub fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
+    let json = cli.json;
+    match &cli.command {
+        Command::Sync { .. } | Command::Watch { .. } => {
+            // Say so instead of pretending: the sync engine is a separate piece of work.
+            anyhow::bail!(
+                "{} is not available yet: syncing with the server arrives with the sync engine",
+                if matches!(cli.command, Command::Sync { .. }) { "sync" } else { "watch" }
+            );
+        }
+        _ => {}
+    }
+    let client = cli.open_client()?;
+    match &cli.command {
+        Command::Register { email, password } => {
+            let outcome = runtime()?.block_on(client.register(email, password))?;
+            emit(out, json, &outcome, || match &outcome.demo_code {
+                Some(code) => format!("Verification code (demo server): {code}"),
+                None => format!("Verification code sent to {email}."),
+            })?;
+        }
+        Command::Verify { email, code } => {
+            runtime()?.block_on(client.verify(email, code))?;
+            emit(out, json, &json!({ "email": email, "verified": true }), || {
+                format!("Account {email} verified; you can log in.")
+            })?;
+        }
+        Command::Login { email, password } => {
+            let user = runtime()?.block_on(client.login(email, password))?;
+            emit(out, json, &user, || format!("Signed in as {} (user {}).", user.email, user.id))?;
+        }
+        Command::Logout => {
+            client.logout()?;
+            emit(out, json, &json!({ "signed_in": false }), || "Signed out.".into())?;
+        }
+        Command::Lists => {
+            let lists = client.lists()?;
+            emit(out, json, &lists, || {
+                lists
+                    .iter()
+                    .map(|l| format!("{}\t{}\t{}", l.id, l.role, l.title))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })?;
+        }
+        Command::Show { list } => {
+            let list = client.list(list_id(*list)?)?;
+            emit(out, json, &list, || {
+                let mut text = format!("{} (list {}, {})", list.title, list.id, list.role);
+                for item in &list.items {
+                    text.push('\n');
+                    text.push_str(&print_item_text(item));
+                }
+                text
+            })?;
+        }
+        Command::Create { title } => {
+            let list = client.create_list(title)?;
+            emit(out, json, &list, || list.id.to_string())?;
+        }
+        Command::Rename { list, title } => {
+            let id = list_id(*list)?;
+            client.rename_list(id, title)?;
+            emit(out, json, &json!({ "id": id, "title": title }), || {
+                format!("Renamed list {id}.")
+            })?;
+        }
+        Command::Delete { list } => {
+            let id = list_id(*list)?;
+            client.delete_list(id)?;
+            emit(out, json, &json!({ "id": id, "deleted": true }), || {
+                format!("Deleted list {id}.")
+            })?;
+        }
+        Command::Share { list, email, role } => {
+            let id = list_id(*list)?;
+            let role = Role::from(*role);
+            let message = runtime()?.block_on(client.share_list(id, email, role))?;
+            let value =
+                json!({ "list_id": id, "email": email, "permission": role, "message": message });
+            emit(out, json, &value, || message.clone())?;
+        }
+        Command::Unshare { list, email } => {
+            let id = list_id(*list)?;
+            let message = runtime()?.block_on(client.unshare_list(id, email))?;
+            let value = json!({ "list_id": id, "email": email, "message": message });
+            emit(out, json, &value, || message.clone())?;
+        }
+        Command::Add { list, text } => {
+            let id = list_id(*list)?;
+            let item = client.add_item(id, text)?;
+            let shown = item_after(&client, id, item)?;
+            emit(out, json, &shown, || item.to_string())?;
+        }
+        Command::Edit { list, item, text } => {
+            let (id, item) = (list_id(*list)?, item_id(*item)?);
+            client.edit_item(id, item, text)?;
+            let shown = item_after(&client, id, item)?;
+            emit(out, json, &shown, || print_item_text(&shown))?;
+        }
+        Command::Done { list, item } | Command::Undone { list, item } => {
+            let (id, item) = (list_id(*list)?, item_id(*item)?);
+            client.set_done(id, item, matches!(cli.command, Command::Done { .. }))?;
+            let shown = item_after(&client, id, item)?;
+            emit(out, json, &shown, || print_item_text(&shown))?;
+        }
+        Command::Move { list, item, first: _, after } => {
+            let (id, item) = (list_id(*list)?, item_id(*item)?);
+            let after = after.map(item_id).transpose()?;
+            client.move_item(id, item, after)?;
+            let shown = item_after(&client, id, item)?;
+            emit(out, json, &shown, || match after {
+                Some(after) => format!("Moved item {item} after item {after}."),
+                None => format!("Moved item {item} to the top."),
+            })?;
+        }
+        Command::Remove { list, item } => {
+            let (id, item) = (list_id(*list)?, item_id(*item)?);
+            client.remove_item(id, item)?;
+            emit(out, json, &json!({ "id": item, "removed": true }), || {
+                format!("Removed item {item}.")
+            })?;
+        }
+        Command::Sync { .. } | Command::Watch { .. } => unreachable!("answered above"),
+    }
+    Ok(())
+}
