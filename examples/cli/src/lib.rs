@@ -230,7 +230,9 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                 .lines()
                 .take_while(|line| !line.starts_with("Usage:"))
                 .map(str::trim)
-                .filter(|line| !line.is_empty() && !line.starts_with("tip:"))
+                .filter(|line| {
+                    !line.is_empty() && !line.starts_with("tip:") && !line.starts_with("For more")
+                })
                 .collect();
             eprintln!("tandem: {}", reason.join(" ").trim_start_matches("error: "));
             return ExitCode::from(EXIT_USAGE);
