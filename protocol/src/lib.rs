@@ -7,6 +7,8 @@
 //! - [`role`]: the three roles a member of a list can hold and what each may do.
 //! - [`list_doc`]: [`ListDoc`], one list as an Automerge document; the only code that knows
 //!   the document's shape, and its `validate()`.
+//! - [`wire`]: the sync socket's messages, one enum each way, in CBOR.
+//! - [`room`]: the server's side of syncing one list with many peers, sans-IO.
 //! - [`sort_rank`]: [`SortRank`], the fractional-index strings that order a list's items.
 //!
 //! ```
@@ -21,8 +23,10 @@
 pub mod id;
 pub mod list_doc;
 pub mod role;
+pub mod room;
 pub mod snowflake;
 pub mod sort_rank;
+pub mod wire;
 
 /// The Automerge version this protocol is written against, so client and server share it.
 pub use automerge;

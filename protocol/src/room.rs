@@ -1,0 +1,329 @@
+//! The server's side of syncing one list with many peers, with no I/O: the merged document,
+//! each peer's Automerge sync state and role, and the rule that nothing reaches a peer before
+//! it is saved.
+//!
+//! The caller (the server's room task) feeds peer messages in with [`Room::receive`], saves
+//! what [`Room::unsaved`] returns in one transaction, calls [`Room::mark_saved`], and only
+//! then asks [`Room::outgoing`] for the messages to send. `outgoing` refuses to produce
+//! anything while changes are unsaved, so "every acknowledged change is durable" holds by
+//! construction, not by the caller's care.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use automerge::ChangeHash;
+use automerge::sync::{Message, State, SyncDoc as _};
+
+use crate::list_doc::ValidationError;
+use crate::{ListDoc, Role};
+
+/// A peer (one socket's subscription to this list).
+pub type PeerId = u64;
+
+/// Why a peer's message was refused. Nothing of a refused message is applied.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The peer is not in the room.
+    #[error("not subscribed to this list")]
+    UnknownPeer,
+    /// The bytes are not an Automerge sync message.
+    #[error("not a sync message: {0}")]
+    Malformed(String),
+    /// A viewer's message carried changes.
+    #[error("viewers cannot change this list")]
+    ReadOnly,
+    /// The changes would make the document malformed.
+    #[error("the change would make the list malformed: {0}")]
+    Invalid(#[from] ValidationError),
+    /// Automerge failed (or panicked) on the bytes; the room's document must be reloaded.
+    #[error("the change could not be applied: {0}")]
+    Broken(String),
+}
+
+/// What an accepted message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// Whether the document changed (so there is something to save and to forward).
+    pub changed: bool,
+}
+
+struct Peer {
+    state: State,
+    role: Role,
+}
+
+/// One list's merged document and its peers.
+pub struct Room {
+    doc: ListDoc,
+    peers: HashMap<PeerId, Peer>,
+    saved_heads: Vec<ChangeHash>,
+}
+
+impl std::fmt::Debug for Room {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Room")
+            .field("peers", &self.peers.len())
+            .field("saved_heads", &self.saved_heads)
+            .finish()
+    }
+}
+
+fn state_for(role: Role) -> State {
+    // A viewer's changes are never applied: the read-only state ignores them, and tells the
+    // viewer's side not to send any.
+    if role.can_edit() { State::new() } else { State::new_read_only() }
+}
+
+impl Room {
+    /// A room over a document as saved (everything in it counts as saved).
+    pub fn new(mut doc: ListDoc) -> Self {
+        let saved_heads = doc.heads();
+        Self { doc, peers: HashMap::new(), saved_heads }
+    }
+
+    /// The merged document.
+    pub fn doc(&self) -> &ListDoc {
+        &self.doc
+    }
+
+    /// Adds a peer with a role (or changes its role, restarting its sync state).
+    pub fn join(&mut self, peer: PeerId, role: Role) {
+        self.peers.insert(peer, Peer { state: state_for(role), role });
+    }
+
+    /// Changes a peer's role; a change between read-only and writable restarts its sync state.
+    pub fn set_role(&mut self, peer: PeerId, role: Role) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            if p.role.can_edit() != role.can_edit() {
+                p.state = state_for(role);
+            }
+            p.role = role;
+        }
+    }
+
+    /// Removes a peer.
+    pub fn leave(&mut self, peer: PeerId) {
+        self.peers.remove(&peer);
+    }
+
+    /// The peers, with their roles.
+    pub fn peers(&self) -> impl Iterator<Item = (PeerId, Role)> + '_ {
+        self.peers.iter().map(|(id, p)| (*id, p.role))
+    }
+
+    /// Whether no peer is subscribed.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// Merges a peer's sync message. A viewer's changes are refused ([`Refusal::ReadOnly`]);
+    /// an editor's are applied only if the document still validates afterwards. On
+    /// [`Refusal::Broken`] the document may be damaged: drop the room and reload it.
+    pub fn receive(&mut self, peer: PeerId, data: &[u8]) -> Result<Received, Refusal> {
+        let message = Message::decode(data).map_err(|e| Refusal::Malformed(e.to_string()))?;
+        let Some(p) = self.peers.get_mut(&peer) else { return Err(Refusal::UnknownPeer) };
+        let carries_changes = !message.changes.is_empty();
+        if carries_changes && !p.role.can_edit() {
+            // Still let the viewer's heads and needs through (read-only state ignores the
+            // changes), so it keeps receiving; but say no.
+            let _ = self.doc.automerge_mut().sync().receive_sync_message(&mut p.state, message);
+            return Err(Refusal::ReadOnly);
+        }
+        let before = self.doc.heads();
+        let doc = &mut self.doc;
+        let state = &mut p.state;
+        let applied = catch_unwind(AssertUnwindSafe(|| {
+            doc.automerge_mut().sync().receive_sync_message(state, message)
+        }));
+        match applied {
+            Err(_) => return Err(Refusal::Broken("automerge panicked".into())),
+            Ok(Err(e)) => {
+                p.state = state_for(p.role);
+                return Err(Refusal::Malformed(e.to_string()));
+            }
+            Ok(Ok(())) => {}
+        }
+        let after = self.doc.heads();
+        if after == before {
+            return Ok(Received { changed: false });
+        }
+        if let Err(invalid) = self.doc.validate() {
+            // Back to the document as it was; the peer starts its sync over.
+            let restored = self
+                .doc
+                .automerge_mut()
+                .fork_at(&before)
+                .map_err(|e| Refusal::Broken(e.to_string()))?;
+            self.doc = ListDoc::from_automerge(restored);
+            p.state = state_for(p.role);
+            return Err(Refusal::Invalid(invalid));
+        }
+        Ok(Received { changed: true })
+    }
+
+    /// Makes a change of the server's own (a title set through REST, say).
+    pub fn edit<T>(&mut self, f: impl FnOnce(&mut ListDoc) -> T) -> T {
+        f(&mut self.doc)
+    }
+
+    /// Whether the document has changes not yet saved.
+    pub fn has_unsaved(&mut self) -> bool {
+        self.doc.heads() != self.saved_heads
+    }
+
+    /// The changes since the last save, as one incremental chunk, if any.
+    pub fn unsaved(&mut self) -> Option<Vec<u8>> {
+        if !self.has_unsaved() {
+            return None;
+        }
+        let heads = self.saved_heads.clone();
+        Some(self.doc.save_after(&heads))
+    }
+
+    /// Records that everything in the document is saved.
+    pub fn mark_saved(&mut self) {
+        self.saved_heads = self.doc.heads();
+    }
+
+    /// The next sync message for `peer`, if it needs one. Nothing while changes are unsaved:
+    /// a peer must never hear of a change that a crash could still lose.
+    pub fn outgoing(&mut self, peer: PeerId) -> Option<Vec<u8>> {
+        if self.has_unsaved() {
+            return None;
+        }
+        let p = self.peers.get_mut(&peer)?;
+        self.doc.automerge_mut().sync().generate_sync_message(&mut p.state).map(Message::encode)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use automerge::sync::SyncDoc as _;
+
+    use super::*;
+    use crate::ItemId;
+
+    struct Client {
+        doc: ListDoc,
+        state: State,
+    }
+
+    impl Client {
+        fn new(doc: ListDoc) -> Self {
+            Self { doc, state: State::new() }
+        }
+        fn outgoing(&mut self) -> Option<Vec<u8>> {
+            self.doc
+                .automerge_mut()
+                .sync()
+                .generate_sync_message(&mut self.state)
+                .map(Message::encode)
+        }
+        fn receive(&mut self, data: &[u8]) {
+            let msg = Message::decode(data).unwrap();
+            self.doc.automerge_mut().sync().receive_sync_message(&mut self.state, msg).unwrap();
+        }
+    }
+
+    /// Exchanges messages between the room and one client until both are quiet, saving
+    /// whenever the room changed.
+    fn settle(room: &mut Room, peer: PeerId, client: &mut Client) -> Vec<Refusal> {
+        let mut refusals = Vec::new();
+        for _ in 0..20 {
+            let mut quiet = true;
+            if let Some(m) = client.outgoing() {
+                quiet = false;
+                if let Err(r) = room.receive(peer, &m) {
+                    refusals.push(r);
+                }
+                if room.unsaved().is_some() {
+                    room.mark_saved();
+                }
+            }
+            if let Some(m) = room.outgoing(peer) {
+                quiet = false;
+                client.receive(&m);
+            }
+            if quiet {
+                break;
+            }
+        }
+        refusals
+    }
+
+    #[test]
+    fn an_editor_change_is_merged_saved_then_acknowledged() {
+        let mut room = Room::new(ListDoc::new("Shared").unwrap());
+        room.join(1, Role::Editor);
+        let mut saved = room.doc().clone();
+        let mut client = Client::new(ListDoc::empty());
+        settle(&mut room, 1, &mut client);
+        assert_eq!(client.doc.title().unwrap(), "Shared");
+
+        client.doc.add_item(ItemId(5), "milk").unwrap();
+        let m = client.outgoing().unwrap();
+        assert!(room.receive(1, &m).unwrap().changed);
+        assert!(room.outgoing(1).is_none(), "nothing is said before the change is saved");
+        let chunk = room.unsaved().unwrap();
+        saved.load_incremental(&chunk).unwrap();
+        room.mark_saved();
+        assert!(room.outgoing(1).is_some());
+        assert_eq!(saved.items().unwrap()[0].content, "milk", "the saved chunk holds the change");
+    }
+
+    #[test]
+    fn a_viewer_change_is_refused_and_never_applied() {
+        let mut base = ListDoc::new("Read only").unwrap();
+        let mut room = Room::new(base.clone());
+        room.join(1, Role::Viewer);
+        let mut viewer = Client::new(ListDoc::from_automerge(base.automerge_mut().fork()));
+        viewer.doc.add_item(ItemId(9), "sneaky").unwrap();
+        // A modified client ignores the room's read-only flag: sync with an ordinary peer
+        // until the viewer's message carries its change, and send that to the room.
+        let mut other = Client::new(ListDoc::from_automerge(base.automerge_mut().fork()));
+        let mut forged = Vec::new();
+        for _ in 0..5 {
+            let m = viewer.outgoing().unwrap();
+            if !Message::decode(&m).unwrap().changes.is_empty() {
+                forged = m;
+                break;
+            }
+            other.receive(&m);
+            let reply = other.outgoing().unwrap();
+            viewer.receive(&reply);
+        }
+        assert!(!Message::decode(&forged).unwrap().changes.is_empty());
+        assert!(matches!(room.receive(1, &forged), Err(Refusal::ReadOnly)));
+        assert!(!room.has_unsaved());
+        assert_eq!(room.doc().item_count().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_change_that_breaks_the_shape_is_refused_and_rolled_back() {
+        use automerge::ROOT;
+        use automerge::transaction::Transactable as _;
+        let mut room = Room::new(ListDoc::new("Shape").unwrap());
+        room.join(1, Role::Owner);
+        let mut client = Client::new(ListDoc::empty());
+        settle(&mut room, 1, &mut client);
+        client.doc.automerge_mut().put(ROOT, "title", 42).unwrap();
+        client.doc.automerge_mut().commit();
+        let refusals = settle(&mut room, 1, &mut client);
+        assert!(refusals.iter().any(|r| matches!(r, Refusal::Invalid(_))), "{refusals:?}");
+        assert_eq!(room.doc().title().unwrap(), "Shape");
+        assert!(!room.has_unsaved());
+    }
+
+    #[test]
+    fn garbage_bytes_are_refused() {
+        let mut room = Room::new(ListDoc::new("x").unwrap());
+        room.join(1, Role::Editor);
+        for junk in [&b""[..], b"\x42\x00\x01", &[0xFF; 100]] {
+            assert!(room.receive(1, junk).is_err());
+        }
+        assert!(matches!(
+            room.receive(2, &[]),
+            Err(Refusal::Malformed(_)) | Err(Refusal::UnknownPeer)
+        ));
+    }
+}

@@ -1,0 +1,255 @@
+//! The sync socket's messages: one enum each way, sent as binary WebSocket frames in CBOR.
+//!
+//! A connection opens with the client's [`ClientMessage::Hello`], naming the protocol versions
+//! it speaks; the server answers [`ServerMessage::Welcome`] with the version it picked (so a
+//! newer server keeps serving older clients during a rollout) and the lists the user can see.
+//! From then on both sides exchange Automerge sync messages per list
+//! ([`ClientMessage::Sync`], [`ServerMessage::Sync`]); a problem with one list is a
+//! [`ServerMessage::ListError`] for that list alone, and the socket carries on.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ListId, Role, UserId};
+
+/// The newest protocol version this code speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// The oldest protocol version this code still speaks.
+pub const MIN_PROTOCOL_VERSION: u16 = 1;
+
+/// Client to server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientMessage {
+    /// The first message on a socket: the range of protocol versions the client speaks.
+    Hello {
+        /// Oldest version spoken.
+        min_version: u16,
+        /// Newest version spoken.
+        max_version: u16,
+    },
+    /// An Automerge sync message for one list. The first one for a list subscribes the socket
+    /// to it (a list id reserved by this user and not yet on the server is created, with the
+    /// user as owner).
+    Sync {
+        /// The list.
+        list: ListId,
+        /// The encoded `automerge::sync::Message`.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Stop receiving a list's changes on this socket.
+    Unsubscribe {
+        /// The list.
+        list: ListId,
+    },
+}
+
+/// Server to client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerMessage {
+    /// The answer to `Hello`.
+    Welcome {
+        /// The protocol version both sides now speak.
+        version: u16,
+        /// Who the token names.
+        user: UserId,
+        /// Every list the user can see, with the user's role.
+        lists: Vec<ListAccess>,
+    },
+    /// An Automerge sync message for one list. Its heads include a client's change only once
+    /// that change is durably stored: this is the acknowledgement.
+    Sync {
+        /// The list.
+        list: ListId,
+        /// The encoded `automerge::sync::Message`.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// The user's role on a list is new or changed (shared, re-shared with another role).
+    Access(ListAccess),
+    /// The user can no longer see a list: the client should drop it.
+    Removed {
+        /// The list.
+        list: ListId,
+        /// Why.
+        reason: RemovalReason,
+    },
+    /// Something went wrong with one list; other lists are unaffected.
+    ListError {
+        /// The list.
+        list: ListId,
+        /// What kind of problem.
+        code: ListErrorCode,
+        /// For people.
+        message: String,
+    },
+    /// Something went wrong with the connection; the server closes it after this.
+    Error {
+        /// What kind of problem.
+        code: ErrorCode,
+        /// For people.
+        message: String,
+    },
+}
+
+/// A list and the user's role on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListAccess {
+    /// The list.
+    pub list: ListId,
+    /// The user's role.
+    pub role: Role,
+}
+
+/// Why a list went away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovalReason {
+    /// The owner deleted it.
+    Deleted,
+    /// The user was removed from it, or left.
+    Unshared,
+}
+
+/// Problems with one list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListErrorCode {
+    /// The user's role does not allow this (a viewer's change): nothing of it was applied.
+    Forbidden,
+    /// No such list for this user.
+    NotFound,
+    /// The change would make the document malformed, or the bytes are not a sync message:
+    /// nothing of it was applied.
+    InvalidDocument,
+    /// The message or the document would be larger than allowed.
+    TooLarge,
+    /// Too many messages; slow down.
+    RateLimited,
+    /// The server failed; retry later.
+    Internal,
+}
+
+/// Problems with the whole connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// No protocol version in common.
+    UnsupportedVersion,
+    /// A frame that is not a message of this protocol, or `Hello` missing or repeated.
+    BadMessage,
+    /// The token is missing, invalid or expired.
+    Unauthorized,
+    /// Too many messages; the socket is closed.
+    RateLimited,
+    /// The client read too slowly and fell too far behind.
+    SlowReader,
+    /// The server is shutting down; reconnect later.
+    ShuttingDown,
+}
+
+/// A frame that could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("bad frame: {0}")]
+pub struct WireError(String);
+
+fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::into_writer(message, &mut out).expect("writing CBOR to a Vec cannot fail");
+    out
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(frame: &[u8]) -> Result<T, WireError> {
+    ciborium::from_reader(frame).map_err(|e| WireError(e.to_string()))
+}
+
+impl ClientMessage {
+    /// The binary frame.
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// Reads a binary frame.
+    pub fn decode(frame: &[u8]) -> Result<Self, WireError> {
+        decode(frame)
+    }
+
+    /// The `Hello` this code sends.
+    pub fn hello() -> Self {
+        ClientMessage::Hello { min_version: MIN_PROTOCOL_VERSION, max_version: PROTOCOL_VERSION }
+    }
+}
+
+impl ServerMessage {
+    /// The binary frame.
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// Reads a binary frame.
+    pub fn decode(frame: &[u8]) -> Result<Self, WireError> {
+        decode(frame)
+    }
+}
+
+/// The version to speak with a client offering `min..=max`, if any.
+pub fn negotiate(min: u16, max: u16) -> Option<u16> {
+    let best = max.min(PROTOCOL_VERSION);
+    (best >= min.max(MIN_PROTOCOL_VERSION)).then_some(best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_as_cbor() {
+        let messages = [
+            ClientMessage::hello(),
+            ClientMessage::Sync { list: ListId(7), data: vec![1, 2, 3] },
+            ClientMessage::Unsubscribe { list: ListId(8) },
+        ];
+        for m in messages {
+            assert_eq!(ClientMessage::decode(&m.encode()).unwrap(), m);
+        }
+        let messages = [
+            ServerMessage::Welcome {
+                version: 1,
+                user: UserId(3),
+                lists: vec![ListAccess { list: ListId(4), role: Role::Viewer }],
+            },
+            ServerMessage::Sync { list: ListId(5), data: vec![0; 40] },
+            ServerMessage::Access(ListAccess { list: ListId(6), role: Role::Editor }),
+            ServerMessage::Removed { list: ListId(6), reason: RemovalReason::Deleted },
+            ServerMessage::ListError {
+                list: ListId(9),
+                code: ListErrorCode::Forbidden,
+                message: "no".into(),
+            },
+            ServerMessage::Error { code: ErrorCode::BadMessage, message: "eh".into() },
+        ];
+        for m in messages {
+            assert_eq!(ServerMessage::decode(&m.encode()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn sync_payloads_are_byte_strings_not_arrays() {
+        let frame = ClientMessage::Sync { list: ListId(1), data: vec![0xAB; 100] }.encode();
+        assert!(frame.len() < 130, "100 bytes of payload take about 100 bytes: {}", frame.len());
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for frame in [&b""[..], b"\xff\xff\xff", b"\xa1\x65Hello\xa0", &[0x9f; 64]] {
+            assert!(ClientMessage::decode(frame).is_err());
+        }
+    }
+
+    #[test]
+    fn versions_are_negotiated() {
+        assert_eq!(negotiate(1, 1), Some(1));
+        assert_eq!(negotiate(1, 9), Some(PROTOCOL_VERSION));
+        assert_eq!(negotiate(PROTOCOL_VERSION + 1, PROTOCOL_VERSION + 3), None);
+        assert_eq!(negotiate(0, 0), None);
+    }
+}
