@@ -12,6 +12,7 @@ use crate::auth::throttle::ThrottleConfig;
 use crate::mailer::Mailer;
 use crate::store::ShardSpec;
 use crate::store::shard_map::{LIST_SHARDS, USER_SHARDS};
+use crate::sync::SyncConfig;
 
 /// Listen address when neither flag, environment nor file names one.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -69,6 +70,9 @@ pub struct FileConfig {
     /// Rate limits on account calls.
     #[serde(default)]
     pub throttle: ThrottleConfig,
+    /// Limits of the sync socket.
+    #[serde(default)]
+    pub sync: SyncConfig,
     /// The shard map; empty means one SQLite file in the data folder holds every shard.
     #[serde(default)]
     pub shards: Vec<ShardSpec>,
@@ -124,6 +128,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Rate limits on account calls.
     pub throttle: ThrottleConfig,
+    /// Limits of the sync socket.
+    pub sync: SyncConfig,
     /// The shard map (never empty).
     pub shards: Vec<ShardSpec>,
 }
@@ -161,6 +167,7 @@ impl Config {
             mailer: Mailer::default(),
             limits: LimitsConfig::default(),
             throttle: ThrottleConfig::default(),
+            sync: SyncConfig::default(),
             shards: vec![single_sqlite_shard()],
         }
     }
@@ -182,6 +189,7 @@ impl Config {
         config.mailer = file.mailer;
         config.limits = file.limits;
         config.throttle = file.throttle;
+        config.sync = file.sync;
         if !file.shards.is_empty() {
             config.shards = file.shards;
         }

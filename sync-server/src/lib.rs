@@ -6,6 +6,8 @@
 //! - [`auth`]: passwords, tokens, verification codes, throttling.
 //! - [`store`]: the shard map and the SQLite / PostgreSQL databases behind it.
 //! - [`mailer`]: how verification codes reach people.
+//! - [`sync`]: real-time sync over WebSocket: the hub, one room task per active list.
+//! - [`metrics`]: counters in Prometheus format.
 //!
 //! A typical embedding (what the tests do):
 //!
@@ -23,8 +25,10 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod mailer;
+pub mod metrics;
 pub mod state;
 pub mod store;
+pub mod sync;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,7 +63,11 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let codes = CodeHasher::new(&[b"tandem-verification-codes:".as_slice(), &secret].concat());
     let store = Store::open(&config.shards, &config.data_dir).await.context("opening the store")?;
     let passwords = PasswordHasher::new(config.auth.max_concurrent_hashes).await?;
+    let metrics = Arc::new(metrics::Metrics::default());
+    let hub = sync::Hub::new(store.clone(), config.sync.clone(), metrics.clone());
     Ok(AppState {
+        hub,
+        metrics,
         store,
         tokens,
         passwords,

@@ -10,7 +10,9 @@ use crate::auth::throttle::Throttle;
 use crate::auth::token::TokenKeys;
 use crate::config::Config;
 use crate::mailer::Mailer;
+use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::sync::Hub;
 
 /// Shared server state. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -29,6 +31,10 @@ pub struct AppState {
     pub ids: Arc<Snowflake>,
     /// Delivers verification codes.
     pub mailer: Mailer,
+    /// Real-time sync: rooms and sockets.
+    pub hub: Hub,
+    /// The server's counters.
+    pub metrics: Arc<Metrics>,
     /// The configuration the server started with.
     pub config: Arc<Config>,
 }

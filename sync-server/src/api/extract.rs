@@ -97,6 +97,13 @@ where
             .ok_or_else(|| {
                 ApiError::Unauthorized("Authorization must be 'Bearer <token>'.".into())
             })?;
+        AuthUser::from_token(&state, token)
+    }
+}
+
+impl AuthUser {
+    /// The caller a token names, or 401.
+    pub fn from_token(state: &AppState, token: &str) -> Result<Self, ApiError> {
         let user = state.tokens.verify(token).ok_or_else(|| {
             ApiError::Unauthorized("Invalid or expired token; log in again.".into())
         })?;

@@ -6,7 +6,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use tandem_protocol::id::MAX_ID;
-use tandem_protocol::{ListId, Role};
+use tandem_protocol::{ListDoc, ListId, Role};
 use utoipa::{IntoParams, ToSchema};
 
 use super::envelope::{Envelope, MessageEnvelope, ok, ok_message};
@@ -196,7 +196,11 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     check_title(&body.title)?;
     let id = ListId(state.ids.next_id());
-    let list = state.store.create_list(id, user.id, &user.email, &body.title).await?;
+    // The server makes the document's first change (title and items objects), so every
+    // client that syncs this list starts from the same root objects.
+    let mut doc = ListDoc::new(&body.title).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let list = state.store.create_list(id, user.id, &user.email, &body.title, &doc.save()).await?;
+    state.hub.access_changed(id, user.id, Some(Role::Owner)).await;
     Ok(ok(
         "List created.",
         CreatedList { id: list.id.get(), title: list.title, created_at: rfc3339(list.created_at) },
@@ -251,11 +255,8 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let id = list_id(body.id)?;
     check_title(&body.title)?;
-    let list = state.store.rename_list(id, user.id, &body.title, body.version).await?;
-    Ok(ok(
-        "List updated.",
-        UpdatedList { id: list.id.get(), title: list.title, version: list.version },
-    ))
+    let (title, version) = state.hub.rename(id, user.id, body.title, body.version).await?;
+    Ok(ok("List updated.", UpdatedList { id: id.get(), title, version }))
 }
 
 /// Delete a list for every member (OWNER only). It then answers 404 to everyone.
@@ -273,7 +274,9 @@ pub async fn delete(
     user: AuthUser,
     ApiJson(body): ApiJson<DeleteRequest>,
 ) -> Result<Response, ApiError> {
-    state.store.delete_list(list_id(body.id)?, user.id).await?;
+    let id = list_id(body.id)?;
+    let members = state.store.delete_list(id, user.id).await?;
+    state.hub.list_deleted(id, &members).await;
     Ok(ok_message("List deleted successfully"))
 }
 

@@ -11,6 +11,7 @@ pub mod health;
 pub mod lists;
 pub mod openapi;
 pub mod sharing;
+pub mod sync;
 mod time;
 
 use std::any::Any;
@@ -33,12 +34,23 @@ pub fn app(state: AppState) -> Router {
         .merge(sharing::router())
         .merge(health::router())
         .merge(openapi::router())
+        .merge(sync::router())
+        .route("/metrics", axum::routing::get(metrics))
         .fallback(|| async { ApiError::NotFound("No such endpoint.".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            // The path only: a query string may hold an access token.
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+        }))
         .with_state(state)
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    let body = state.metrics.render(state.hub.loaded_rooms());
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 /// A handler panicked: a bug of ours. Logged, and answered in the envelope.

@@ -14,6 +14,7 @@ use super::extract::{ApiJson, AuthUser};
 use super::lists::list_id;
 use crate::auth::email::normalise_email;
 use crate::state::AppState;
+use crate::store::sharing::ShareOutcome;
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -66,7 +67,9 @@ pub async fn share(
         Ok(role @ (Role::Editor | Role::Viewer)) => role,
         _ => return Err(ApiError::Invalid("permission must be \"EDITOR\" or \"VIEWER\".".into())),
     };
-    state.store.share(list, user.id, &email, role).await?;
+    if let ShareOutcome::Member(member) = state.store.share(list, user.id, &email, role).await? {
+        state.hub.access_changed(list, member, Some(role)).await;
+    }
     Ok(ok_message(format!("Invitation sent to {email}")))
 }
 
@@ -90,7 +93,9 @@ pub async fn unshare(
     let list = list_id(body.list_id)?;
     let email =
         normalise_email(&body.target_email).map_err(|e| ApiError::Invalid(e.to_string()))?;
-    state.store.unshare(list, user.id, &email).await?;
+    if let Some(removed) = state.store.unshare(list, user.id, &email).await? {
+        state.hub.access_changed(list, removed, None).await;
+    }
     if email == user.email {
         Ok(ok_message("You left the list."))
     } else {

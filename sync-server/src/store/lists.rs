@@ -78,13 +78,15 @@ const ACCESS_SQL: &str = "SELECT l.list_id, l.owner_id, l.title, l.version, l.cr
                           WHERE l.list_id = $1 AND l.is_deleted = 0";
 
 impl Store {
-    /// Creates a list owned by `owner`, then adds it to the owner's list index.
+    /// Creates a list owned by `owner` with its initial document (`snapshot`, whose title is
+    /// `title`), then adds it to the owner's list index.
     pub async fn create_list(
         &self,
         id: ListId,
         owner: UserId,
         owner_email: &str,
         title: &str,
+        snapshot: &[u8],
     ) -> Result<ListRecord, StoreError> {
         let now = now_ms();
         let mut tx = self.shards.for_list(id).begin_write().await?;
@@ -99,6 +101,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         insert_collaborator(&mut tx, id, owner, owner_email, Role::Owner, now).await?;
+        super::documents::upsert_snapshot(&mut tx, id, snapshot).await?;
         tx.commit().await?;
         self.index_put(owner, id, Role::Owner).await?;
         Ok(ListRecord {
@@ -185,46 +188,9 @@ impl Store {
         Ok(found)
     }
 
-    /// Renames a list for `user` (OWNER or EDITOR), bumping its version. With
-    /// `expected_version`, fails with `Conflict` unless the list is at that version.
-    pub async fn rename_list(
-        &self,
-        list: ListId,
-        user: UserId,
-        title: &str,
-        expected_version: Option<i64>,
-    ) -> Result<ListRecord, StoreError> {
-        let mut tx = self.shards.for_list(list).begin_write().await?;
-        let access = access_in(&mut tx, list, user).await?;
-        if !access.role.can_edit() {
-            return Err(StoreError::Forbidden("Viewers cannot change a list.".into()));
-        }
-        if let Some(expected) = expected_version.filter(|&v| v != access.list.version) {
-            return Err(StoreError::Conflict(format!(
-                "The list is at version {}, not {expected}; read it again and retry.",
-                access.list.version
-            )));
-        }
-        let now = now_ms();
-        sqlx::query(
-            "UPDATE todo_lists SET title = $2, version = version + 1, updated_at = $3 WHERE list_id = $1",
-        )
-        .bind(list.as_i64())
-        .bind(title)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(ListRecord {
-            title: title.to_owned(),
-            version: access.list.version + 1,
-            updated_at: now,
-            ..access.list
-        })
-    }
-
     /// Soft-deletes a list (OWNER only), then removes it from every member's list index.
-    pub async fn delete_list(&self, list: ListId, user: UserId) -> Result<(), StoreError> {
+    /// Returns the members it had.
+    pub async fn delete_list(&self, list: ListId, user: UserId) -> Result<Vec<UserId>, StoreError> {
         let mut tx = self.shards.for_list(list).begin_write().await?;
         let access = access_in(&mut tx, list, user).await?;
         if !access.role.can_delete() {
@@ -239,10 +205,10 @@ impl Store {
         .await?;
         let members = collaborators_in(&mut tx, list).await?;
         tx.commit().await?;
-        for member in members {
+        for member in &members {
             self.index_remove(member.user, list).await?;
         }
-        Ok(())
+        Ok(members.into_iter().map(|m| m.user).collect())
     }
 
     /// Reserves list ids for `user`, so that lists the user creates offline keep their ids.

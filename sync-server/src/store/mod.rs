@@ -5,6 +5,8 @@
 //! - [`accounts`]: users and the email index (uniqueness of emails across user shards).
 //! - [`lists`]: lists, their items and who may do what with them; the list shard is the
 //!   authority on membership.
+//! - [`documents`]: each list's Automerge document (snapshot + chunks), saved together with
+//!   the rows derived from it.
 //! - [`sharing`]: collaborators and pending invitations.
 //! - [`list_index`]: the per-user index of lists, a repairable cache of the list shards.
 //!
@@ -17,6 +19,7 @@
 
 pub mod accounts;
 pub mod database;
+pub mod documents;
 mod error;
 pub mod list_index;
 pub mod lists;

@@ -69,12 +69,13 @@ impl Store {
 
     /// Removes `target_email` from `list` for `actor`: the owner may remove anyone but
     /// themselves; any member may remove themselves. Also cancels a pending invitation.
+    /// Returns the account removed, if it was a member.
     pub async fn unshare(
         &self,
         list: ListId,
         actor: UserId,
         target_email: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<UserId>, StoreError> {
         let target = self.user_id_by_email(target_email).await?;
         let mut tx = self.shards.for_list(list).begin_write().await?;
         let access = access_in(&mut tx, list, actor).await?;
@@ -114,7 +115,7 @@ impl Store {
                 "{target_email} is not a member of this list."
             )));
         }
-        Ok(())
+        Ok(target.filter(|_| removed > 0))
     }
 
     /// Turns the pending invitations of a verified account's email into memberships (lists

@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use serde_json::json;
 use sqlx::Row as _;
-use tandem_protocol::{ListId, Role, UserId};
+use tandem_protocol::{ItemId, ListDoc, ListId, Role, UserId};
 use tandem_server::store::accounts::NewRegistration;
 use tandem_server::store::database::{Database, sqlite_url};
+use tandem_server::store::documents::RowChanges;
+use tandem_server::store::lists::ItemRecord;
 use tandem_server::store::shard_map::{email_shard, list_shard, user_shard};
 use tandem_server::store::{ShardSpec, Store, StoreError};
 
@@ -67,7 +69,17 @@ async fn conformance(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
     let mut lists = Vec::new();
     for i in 0..10u64 {
         let id = ListId(5_000_000 + i * 1031);
-        store.create_list(id, owner, &owner_email, &format!("List {i}")).await.unwrap();
+        let title = format!("List {i}");
+        let snapshot = ListDoc::new(&title).unwrap().save();
+        store.create_list(id, owner, &owner_email, &title, &snapshot).await.unwrap();
+        assert_row_only_in(
+            &store,
+            "list_documents",
+            "list_id",
+            id.as_i64(),
+            expected_db(&specs, list_shard(id), false),
+        )
+        .await;
         let list_db = expected_db(&specs, list_shard(id), false);
         assert_row_only_in(&store, "todo_lists", "list_id", id.as_i64(), list_db).await;
         assert_row_only_in(&store, "list_collaborators", "list_id", id.as_i64(), list_db).await;
@@ -95,23 +107,54 @@ async fn conformance(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
     assert_eq!(seen.iter().map(|a| a.list.id).collect::<Vec<_>>(), lists);
     assert!(seen.iter().all(|a| a.role == Role::Editor));
 
-    // Renames check role and version inside the list shard.
-    let renamed = store.rename_list(lists[0], member, "Renamed", Some(1)).await.unwrap();
-    assert_eq!(renamed.version, 2);
+    // Renames check role and version inside the list shard, and store the document change.
+    let mut doc = load(&store, lists[0]).await;
+    let before = doc.heads();
+    doc.set_title("Renamed").unwrap();
+    let chunk = doc.save_after(&before);
+    let (_, version) =
+        store.rename_with_change(lists[0], member, "Renamed", Some(1), &chunk).await.unwrap();
+    assert_eq!(version, 2);
+    assert_eq!(load(&store, lists[0]).await.title().unwrap(), "Renamed");
     assert!(matches!(
-        store.rename_list(lists[0], member, "Stale", Some(1)).await,
+        store.rename_with_change(lists[0], member, "Stale", Some(1), &chunk).await,
         Err(StoreError::Conflict(_))
     ));
     let (stranger, _) = users[2].clone();
     assert!(matches!(
-        store.rename_list(lists[0], stranger, "No", None).await,
+        store.rename_with_change(lists[0], stranger, "No", None, &chunk).await,
         Err(StoreError::NotFound)
     ));
     store.share(lists[0], owner, &users[3].1, Role::Viewer).await.unwrap();
     assert!(matches!(
-        store.rename_list(lists[0], users[3].0, "No", None).await,
+        store.rename_with_change(lists[0], users[3].0, "No", None, &chunk).await,
         Err(StoreError::Forbidden(_))
     ));
+
+    // Saved changes update the rows in the same transaction; compaction keeps the document.
+    let mut doc = load(&store, lists[4]).await;
+    let before = doc.heads();
+    doc.add_item(ItemId(11), "milk").unwrap();
+    doc.add_item(ItemId(12), "eggs").unwrap();
+    let chunk = doc.save_after(&before);
+    let items: Vec<ItemRecord> = doc
+        .items()
+        .unwrap()
+        .into_iter()
+        .map(|i| ItemRecord { id: i.id, content: i.content, done: i.done, sort_rank: i.sort_rank })
+        .collect();
+    let rows = RowChanges { title: "List 4", upserts: &items, removed: &[] };
+    let seq = store.save_changes(lists[4], &chunk, rows).await.unwrap();
+    let detail = store.list_detail(lists[4], owner).await.unwrap();
+    assert_eq!(
+        detail.items.iter().map(|i| i.content.as_str()).collect::<Vec<_>>(),
+        ["milk", "eggs"]
+    );
+    assert_eq!(detail.access.list.version, 2);
+    store.compact_document(lists[4], &doc.save(), seq).await.unwrap();
+    let stored = store.load_document(lists[4]).await.unwrap();
+    assert_eq!((stored.parts.len(), stored.chunks), (1, 0));
+    assert_eq!(load(&store, lists[4]).await.item_count().unwrap(), 2);
 
     // Items written to the list shard come back in sort_rank order, ties by id, byte-wise.
     let list_db = &store.shards().databases()[expected_db(&specs, list_shard(lists[1]), false)];
@@ -157,6 +200,15 @@ async fn conformance(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
     );
 
     store.close().await;
+}
+
+/// A list's stored document, loaded.
+async fn load(store: &Store, list: ListId) -> ListDoc {
+    let mut doc = ListDoc::empty();
+    for part in store.load_document(list).await.unwrap().parts {
+        doc.load_incremental(&part).unwrap();
+    }
+    doc
 }
 
 /// The index in `specs` of the database holding `shard` (user shards if `users`).

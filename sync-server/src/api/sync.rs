@@ -1,0 +1,71 @@
+//! `GET /api/todolist/sync`: the sync WebSocket. The upgrade is authenticated with the same
+//! token as REST: `Authorization: Bearer` or, for browsers (which cannot set that header on a
+//! WebSocket), `?access_token=`. A bad or missing token is refused before any list data.
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, State};
+use axum::http::header::{AUTHORIZATION, ORIGIN};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::extract::{ApiQuery, AuthUser};
+use crate::state::AppState;
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/todolist/sync", get(sync_socket))
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenQuery {
+    access_token: Option<String>,
+}
+
+async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<AuthUser, ApiError> {
+    if parts.headers.contains_key(AUTHORIZATION) {
+        return AuthUser::from_request_parts(parts, state).await;
+    }
+    let ApiQuery(query) = ApiQuery::<TokenQuery>::from_request_parts(parts, state).await?;
+    let token =
+        query.access_token.ok_or_else(|| ApiError::Unauthorized("Missing bearer token.".into()))?;
+    AuthUser::from_token(state, &token)
+}
+
+/// Opens the sync socket for a signed-in user.
+pub async fn sync_socket(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    let user = match authenticate(&mut parts, &state).await {
+        Ok(user) => user,
+        Err(err) => return err.into_response(),
+    };
+    let allowed = &state.config.sync.allowed_origins;
+    if !allowed.is_empty() {
+        let origin = parts.headers.get(ORIGIN).and_then(|o| o.to_str().ok());
+        if origin.is_some_and(|o| !allowed.iter().any(|a| a == o)) {
+            return ApiError::Forbidden("This origin may not open a sync socket.".into())
+                .into_response();
+        }
+    }
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            return ApiError::BadRequest(format!(
+                "Not a WebSocket upgrade: {}",
+                rejection.body_text()
+            ))
+            .into_response();
+        }
+    };
+    let hub = state.hub.clone();
+    upgrade
+        .max_message_size(state.config.sync.max_message_bytes)
+        .max_frame_size(state.config.sync.max_message_bytes)
+        .on_upgrade(move |socket| crate::sync::connection::serve(socket, hub, user.id, user.email))
+}

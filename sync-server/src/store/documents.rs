@@ -1,0 +1,286 @@
+//! Each list's Automerge document, kept beside its rows on the list's shard: a snapshot plus
+//! incremental change chunks appended after it, compacted back into a snapshot from time to
+//! time. Saving a chunk also brings `todo_lists` and `todo_items` in step with the document,
+//! in the same transaction, so REST reads and SQL see what sync clients see.
+
+use sqlx::Row as _;
+use tandem_protocol::{ItemId, ListId, Role, UserId};
+
+use super::lists::{ItemRecord, access_in, insert_collaborator};
+use super::{Store, StoreError, now_ms};
+
+/// A list's document as stored.
+#[derive(Debug, Clone, Default)]
+pub struct StoredDocument {
+    /// The snapshot followed by every chunk after it, in order: load them in turn.
+    pub parts: Vec<Vec<u8>>,
+    /// The sequence number of the last chunk (0 if none).
+    pub last_seq: i64,
+    /// Chunks after the snapshot.
+    pub chunks: usize,
+    /// Total stored bytes.
+    pub bytes: usize,
+    /// The `todo_items` rows, as last written.
+    pub items: Vec<ItemRecord>,
+}
+
+/// What the relational rows must become after a save.
+#[derive(Debug, Clone, Default)]
+pub struct RowChanges<'a> {
+    /// The document's title.
+    pub title: &'a str,
+    /// Items new or changed since the last save.
+    pub upserts: &'a [ItemRecord],
+    /// Items removed since the last save.
+    pub removed: &'a [ItemId],
+}
+
+impl Store {
+    /// The stored document of a live list (`NotFound` if it does not exist or is deleted).
+    pub async fn load_document(&self, list: ListId) -> Result<StoredDocument, StoreError> {
+        let mut tx = self.shards.for_list(list).pool().begin().await?;
+        let live: Option<i64> =
+            sqlx::query_scalar("SELECT is_deleted FROM todo_lists WHERE list_id = $1")
+                .bind(list.as_i64())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if live != Some(0) {
+            return Err(StoreError::NotFound);
+        }
+        let mut doc = StoredDocument::default();
+        let snapshot: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT snapshot FROM list_documents WHERE list_id = $1")
+                .bind(list.as_i64())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(snapshot) = snapshot {
+            doc.bytes += snapshot.len();
+            doc.parts.push(snapshot);
+        }
+        for row in sqlx::query("SELECT seq, data FROM list_changes WHERE list_id = $1 ORDER BY seq")
+            .bind(list.as_i64())
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            doc.last_seq = row.try_get(0)?;
+            let data: Vec<u8> = row.try_get(1)?;
+            doc.bytes += data.len();
+            doc.chunks += 1;
+            doc.parts.push(data);
+        }
+        for row in sqlx::query(
+            "SELECT item_id, content, is_done, sort_rank FROM todo_items WHERE list_id = $1",
+        )
+        .bind(list.as_i64())
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            doc.items.push(ItemRecord {
+                id: ItemId(row.try_get::<i64, _>(0)? as u64),
+                content: row.try_get(1)?,
+                done: row.try_get::<i64, _>(2)? != 0,
+                sort_rank: row.try_get(3)?,
+            });
+        }
+        tx.commit().await?;
+        Ok(doc)
+    }
+
+    /// Appends a chunk of changes to a live list's document and brings its rows in step, in
+    /// one transaction; bumps the list's version. Returns the chunk's sequence number.
+    pub async fn save_changes(
+        &self,
+        list: ListId,
+        chunk: &[u8],
+        rows: RowChanges<'_>,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.shards.for_list(list).begin_write().await?;
+        let live: Option<i64> =
+            sqlx::query_scalar("SELECT is_deleted FROM todo_lists WHERE list_id = $1")
+                .bind(list.as_i64())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if live != Some(0) {
+            return Err(StoreError::NotFound);
+        }
+        let seq = append_chunk(&mut tx, list, chunk).await?;
+        write_rows(&mut tx, list, &rows).await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    /// Renames a list for `user` (OWNER or EDITOR) with the document change that sets the
+    /// title, in one transaction. With `expected_version`, `Conflict` unless the list is at it.
+    pub async fn rename_with_change(
+        &self,
+        list: ListId,
+        user: UserId,
+        title: &str,
+        expected_version: Option<i64>,
+        chunk: &[u8],
+    ) -> Result<(i64, i64), StoreError> {
+        let mut tx = self.shards.for_list(list).begin_write().await?;
+        let access = access_in(&mut tx, list, user).await?;
+        if !access.role.can_edit() {
+            return Err(StoreError::Forbidden("Viewers cannot change a list.".into()));
+        }
+        if let Some(expected) = expected_version.filter(|&v| v != access.list.version) {
+            return Err(StoreError::Conflict(format!(
+                "The list is at version {}, not {expected}; read it again and retry.",
+                access.list.version
+            )));
+        }
+        let seq = append_chunk(&mut tx, list, chunk).await?;
+        write_rows(&mut tx, list, &RowChanges { title, ..Default::default() }).await?;
+        tx.commit().await?;
+        Ok((seq, access.list.version + 1))
+    }
+
+    /// Replaces the snapshot with `snapshot` and drops the chunks it includes (`seq <=
+    /// through_seq`).
+    pub async fn compact_document(
+        &self,
+        list: ListId,
+        snapshot: &[u8],
+        through_seq: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.shards.for_list(list).begin_write().await?;
+        upsert_snapshot(&mut tx, list, snapshot).await?;
+        sqlx::query("DELETE FROM list_changes WHERE list_id = $1 AND seq <= $2")
+            .bind(list.as_i64())
+            .bind(through_seq)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether `user` reserved `list` and it is not yet created.
+    pub async fn is_reserved(&self, list: ListId, user: UserId) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT user_id FROM reserved_list_ids WHERE list_id = $1 AND user_id = $2",
+        )
+        .bind(list.as_i64())
+        .bind(user.as_i64())
+        .fetch_optional(self.shards.for_list(list).pool())
+        .await?;
+        Ok(found.is_some())
+    }
+
+    /// Creates a list first seen through sync, under an id that `owner` reserved earlier, with
+    /// its document and rows. `NotFound` if the id was not reserved by `owner`.
+    pub async fn create_list_from_sync(
+        &self,
+        list: ListId,
+        owner: UserId,
+        owner_email: &str,
+        snapshot: &[u8],
+        title: &str,
+        items: &[ItemRecord],
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.shards.for_list(list).begin_write().await?;
+        let reserved =
+            sqlx::query("DELETE FROM reserved_list_ids WHERE list_id = $1 AND user_id = $2")
+                .bind(list.as_i64())
+                .bind(owner.as_i64())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if reserved == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query(
+            "INSERT INTO todo_lists (list_id, owner_id, title, version, is_deleted, created_at, updated_at)
+             VALUES ($1, $2, $3, 1, 0, $4, $4)",
+        )
+        .bind(list.as_i64())
+        .bind(owner.as_i64())
+        .bind(title)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        insert_collaborator(&mut tx, list, owner, owner_email, Role::Owner, now).await?;
+        upsert_snapshot(&mut tx, list, snapshot).await?;
+        write_rows(&mut tx, list, &RowChanges { title, upserts: items, removed: &[] }).await?;
+        // write_rows bumped the version; a new list starts at 1.
+        sqlx::query("UPDATE todo_lists SET version = 1 WHERE list_id = $1")
+            .bind(list.as_i64())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.index_put(owner, list, Role::Owner).await?;
+        Ok(())
+    }
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+pub(super) async fn upsert_snapshot(
+    tx: &mut Tx,
+    list: ListId,
+    snapshot: &[u8],
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO list_documents (list_id, snapshot, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (list_id) DO UPDATE SET snapshot = excluded.snapshot, updated_at = excluded.updated_at",
+    )
+    .bind(list.as_i64())
+    .bind(snapshot)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn append_chunk(tx: &mut Tx, list: ListId, chunk: &[u8]) -> Result<i64, StoreError> {
+    let seq: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM list_changes WHERE list_id = $1")
+            .bind(list.as_i64())
+            .fetch_one(&mut **tx)
+            .await?;
+    sqlx::query(
+        "INSERT INTO list_changes (list_id, seq, data, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(list.as_i64())
+    .bind(seq)
+    .bind(chunk)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(seq)
+}
+
+async fn write_rows(tx: &mut Tx, list: ListId, rows: &RowChanges<'_>) -> Result<(), StoreError> {
+    let now = now_ms();
+    sqlx::query("UPDATE todo_lists SET title = $2, version = version + 1, updated_at = $3 WHERE list_id = $1")
+        .bind(list.as_i64())
+        .bind(rows.title)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    for item in rows.removed {
+        sqlx::query("DELETE FROM todo_items WHERE list_id = $1 AND item_id = $2")
+            .bind(list.as_i64())
+            .bind(item.as_i64())
+            .execute(&mut **tx)
+            .await?;
+    }
+    for item in rows.upserts {
+        sqlx::query(
+            "INSERT INTO todo_items (list_id, item_id, content, is_done, sort_rank, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)
+             ON CONFLICT (list_id, item_id) DO UPDATE SET content = excluded.content,
+                 is_done = excluded.is_done, sort_rank = excluded.sort_rank, updated_at = excluded.updated_at",
+        )
+        .bind(list.as_i64())
+        .bind(item.id.as_i64())
+        .bind(&item.content)
+        .bind(i16::from(item.done))
+        .bind(&item.sort_rank)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,272 @@
+//! Real-time sync: the [`Hub`] that routes each list's traffic to its room task, the room
+//! tasks ([`room`]) that merge, validate and save before they forward, and the socket sessions
+//! ([`connection`]) that speak the wire protocol.
+//!
+//! Memory follows the lists in use: a room is loaded when a socket subscribes to its list (or
+//! REST renames it) and unloaded after it has been idle with no subscriber for a while.
+
+pub mod connection;
+pub mod room;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tandem_protocol::wire::{ListAccess, RemovalReason, ServerMessage};
+use tandem_protocol::{ListId, Role, UserId};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+use room::{RoomCommand, RoomInit};
+
+/// Limits of the sync socket, all configurable under `[sync]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// Largest frame accepted from a client, in bytes.
+    pub max_message_bytes: usize,
+    /// Largest stored document (snapshot plus changes) a list may grow to, in bytes.
+    pub max_document_bytes: usize,
+    /// Messages per second one socket may send (also the burst).
+    pub messages_per_second: u32,
+    /// Frames queued for one socket before it counts as a slow reader and is closed.
+    pub outbound_queue: usize,
+    /// Seconds between pings.
+    pub ping_secs: u64,
+    /// Seconds of silence after which a socket is closed.
+    pub idle_timeout_secs: u64,
+    /// Seconds a room with no subscriber stays loaded.
+    pub room_idle_secs: u64,
+    /// Chunks appended to a document before it is compacted into a new snapshot.
+    pub compact_after_chunks: usize,
+    /// `Origin` values allowed to open a socket; empty allows any (non-browser clients send
+    /// none).
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 1024 * 1024,
+            max_document_bytes: 16 * 1024 * 1024,
+            messages_per_second: 200,
+            outbound_queue: 1024,
+            ping_secs: 30,
+            idle_timeout_secs: 60,
+            room_idle_secs: 30,
+            compact_after_chunks: 200,
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+impl SyncConfig {
+    /// Seconds as a `Duration`.
+    pub fn ping(&self) -> Duration {
+        Duration::from_secs(self.ping_secs)
+    }
+}
+
+/// A socket's identity within this server.
+pub type ConnId = u64;
+
+/// Where a room sends frames for one socket. A full queue means a slow reader: the room
+/// cancels `kill` and the socket closes, freeing its memory.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    /// Encoded `ServerMessage` frames.
+    pub frames: mpsc::Sender<Vec<u8>>,
+    /// Cancelled to close the socket.
+    pub kill: CancellationToken,
+}
+
+impl Outbox {
+    /// Queues a message; a full or closed queue closes the socket instead.
+    pub fn send(&self, message: &ServerMessage) -> bool {
+        match self.frames.try_send(message.encode()) {
+            Ok(()) => true,
+            Err(_) => {
+                self.kill.cancel();
+                false
+            }
+        }
+    }
+}
+
+/// Routes sync traffic and membership changes to rooms and sockets. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+#[derive(Debug)]
+struct HubInner {
+    store: Store,
+    metrics: Arc<Metrics>,
+    config: SyncConfig,
+    rooms: std::sync::Mutex<HashMap<ListId, mpsc::Sender<RoomCommand>>>,
+    sockets: std::sync::Mutex<HashMap<UserId, HashMap<ConnId, Outbox>>>,
+    next_conn: AtomicU64,
+}
+
+impl Hub {
+    /// A hub over the store.
+    pub fn new(store: Store, config: SyncConfig, metrics: Arc<Metrics>) -> Self {
+        Self {
+            inner: Arc::new(HubInner {
+                store,
+                metrics,
+                config,
+                rooms: Default::default(),
+                sockets: Default::default(),
+                next_conn: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// The sync limits.
+    pub fn config(&self) -> &SyncConfig {
+        &self.inner.config
+    }
+
+    /// The server's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Number of rooms loaded now.
+    pub fn loaded_rooms(&self) -> usize {
+        self.inner.rooms.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Registers a socket of `user`, returning its id.
+    pub fn connect(&self, user: UserId, outbox: Outbox) -> ConnId {
+        let conn = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .sockets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(user)
+            .or_default()
+            .insert(conn, outbox);
+        conn
+    }
+
+    /// Forgets a socket.
+    pub fn disconnect(&self, user: UserId, conn: ConnId) {
+        let mut sockets = self.inner.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(conns) = sockets.get_mut(&user) {
+            conns.remove(&conn);
+            if conns.is_empty() {
+                sockets.remove(&user);
+            }
+        }
+    }
+
+    /// Sends a command to a list's room, loading the room if needed.
+    pub(crate) async fn to_room(&self, list: ListId, init: RoomInit, mut command: RoomCommand) {
+        loop {
+            let sender = {
+                let mut rooms = self.inner.rooms.lock().unwrap_or_else(|p| p.into_inner());
+                rooms
+                    .entry(list)
+                    .or_insert_with(|| room::spawn(self.clone(), list, init.clone()))
+                    .clone()
+            };
+            match sender.send(command).await {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(returned)) => {
+                    // The room unloaded itself meanwhile; forget it and load a new one.
+                    command = returned;
+                    let mut rooms = self.inner.rooms.lock().unwrap_or_else(|p| p.into_inner());
+                    if rooms.get(&list).is_some_and(|s| s.same_channel(&sender)) {
+                        rooms.remove(&list);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Called by a room that wants to unload: succeeds (and forgets the room) only if no
+    /// command is waiting for it.
+    pub(crate) fn try_unload(&self, list: ListId, inbox: &mpsc::Receiver<RoomCommand>) -> bool {
+        let mut rooms = self.inner.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        if !inbox.is_empty() {
+            return false;
+        }
+        rooms.remove(&list);
+        true
+    }
+
+    /// Sends a command to a room only if it is loaded.
+    async fn to_loaded_room(&self, list: ListId, command: RoomCommand) {
+        let sender = self.inner.rooms.lock().unwrap_or_else(|p| p.into_inner()).get(&list).cloned();
+        if let Some(sender) = sender {
+            let _ = sender.send(command).await;
+        }
+    }
+
+    /// Tells `user`'s sockets about a list.
+    fn tell_user(&self, user: UserId, message: &ServerMessage) {
+        let outboxes: Vec<Outbox> = self
+            .inner
+            .sockets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&user)
+            .map(|conns| conns.values().cloned().collect())
+            .unwrap_or_default();
+        for outbox in outboxes {
+            outbox.send(message);
+        }
+    }
+
+    /// After a membership change committed on the list's shard: `role` is the user's new
+    /// role, or `None` if the user lost access. Open sockets and the room follow at once.
+    pub async fn access_changed(&self, list: ListId, user: UserId, role: Option<Role>) {
+        match role {
+            Some(role) => self.tell_user(user, &ServerMessage::Access(ListAccess { list, role })),
+            None => self
+                .tell_user(user, &ServerMessage::Removed { list, reason: RemovalReason::Unshared }),
+        }
+        self.to_loaded_room(list, RoomCommand::SetRole { user, role }).await;
+    }
+
+    /// After a list was deleted: every member's sockets drop it and its room closes.
+    pub async fn list_deleted(&self, list: ListId, members: &[UserId]) {
+        for &user in members {
+            self.tell_user(user, &ServerMessage::Removed { list, reason: RemovalReason::Deleted });
+        }
+        self.to_loaded_room(list, RoomCommand::Deleted).await;
+    }
+
+    /// Renames a list for `user` through its room, so the document, the rows and every
+    /// subscriber see the new title. Returns the title and the new version.
+    pub async fn rename(
+        &self,
+        list: ListId,
+        user: UserId,
+        title: String,
+        expected_version: Option<i64>,
+    ) -> Result<(String, i64), StoreError> {
+        // Refuse before loading a room for a list the user cannot see.
+        self.inner.store.access(list, user).await?;
+        let (reply, answer) = oneshot::channel();
+        self.to_room(
+            list,
+            RoomInit::Load,
+            RoomCommand::Rename { user, title, expected_version, reply },
+        )
+        .await;
+        answer.await.unwrap_or(Err(StoreError::NotFound))
+    }
+}

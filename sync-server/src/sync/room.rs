@@ -1,0 +1,486 @@
+//! One task per loaded list: owns the list's [`Room`] (merged document and peers), applies
+//! what peers send in batches, saves each batch in one transaction (group commit), and only
+//! then tells the peers.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tandem_protocol::room::{PeerId, Refusal, Room};
+use tandem_protocol::wire::{ListErrorCode, RemovalReason, ServerMessage};
+use tandem_protocol::{ItemId, ListDoc, ListId, Role, UserId};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Hub, Outbox};
+use crate::metrics::Metrics;
+use crate::store::StoreError;
+use crate::store::documents::RowChanges;
+use crate::store::lists::ItemRecord;
+
+/// Commands a room's inbox takes.
+#[derive(Debug)]
+pub enum RoomCommand {
+    /// A socket subscribes with the user's role.
+    Join {
+        /// The socket.
+        peer: PeerId,
+        /// Its user.
+        user: UserId,
+        /// The user's role.
+        role: Role,
+        /// Where its frames go.
+        out: Outbox,
+    },
+    /// A socket unsubscribes (or closed).
+    Leave {
+        /// The socket.
+        peer: PeerId,
+    },
+    /// A socket's sync message.
+    Sync {
+        /// The socket.
+        peer: PeerId,
+        /// The encoded Automerge sync message.
+        data: Vec<u8>,
+        /// Where to answer if the socket is not (or no longer) subscribed.
+        out: Outbox,
+    },
+    /// A REST rename.
+    Rename {
+        /// Who asks.
+        user: UserId,
+        /// The new title.
+        title: String,
+        /// Optimistic-lock check.
+        expected_version: Option<i64>,
+        /// The new title and version, or why not.
+        reply: oneshot::Sender<Result<(String, i64), StoreError>>,
+    },
+    /// A member's role changed (`None`: removed).
+    SetRole {
+        /// The member.
+        user: UserId,
+        /// The new role.
+        role: Option<Role>,
+    },
+    /// The list was deleted.
+    Deleted,
+}
+
+/// How a room's document comes to be.
+#[derive(Debug, Clone)]
+pub enum RoomInit {
+    /// Load it from the store.
+    Load,
+    /// A list id reserved by `owner`, not yet on the server: start empty and create the list
+    /// when the owner's first valid document arrives.
+    Reserved {
+        /// The user who reserved the id.
+        owner: UserId,
+        /// Their email.
+        email: String,
+    },
+}
+
+/// Most commands handled in one batch (one transaction).
+const BATCH: usize = 256;
+
+struct Member {
+    user: UserId,
+    out: Outbox,
+}
+
+struct RoomTask {
+    hub: Hub,
+    list: ListId,
+    room: Room,
+    members: HashMap<PeerId, Member>,
+    /// The relational rows as last saved, to write only what changed.
+    rows: HashMap<ItemId, ItemRecord>,
+    /// Set while the list exists only on the client that reserved its id.
+    unborn: Option<(UserId, String)>,
+    chunks: usize,
+    stored_bytes: usize,
+    last_seq: i64,
+}
+
+/// Starts a room task; it loads the document before it handles its first command.
+pub(crate) fn spawn(hub: Hub, list: ListId, init: RoomInit) -> mpsc::Sender<RoomCommand> {
+    let (tx, rx) = mpsc::channel(BATCH * 4);
+    tokio::spawn(run(hub, list, init, rx));
+    tx
+}
+
+async fn run(hub: Hub, list: ListId, init: RoomInit, mut inbox: mpsc::Receiver<RoomCommand>) {
+    let Some(mut task) = RoomTask::load(hub.clone(), list, init).await else {
+        // No such list: answer everything that was waiting, then go.
+        while let Ok(command) = inbox.try_recv() {
+            refuse_missing(list, command);
+        }
+        hub.try_unload(list, &inbox);
+        return;
+    };
+    let idle = Duration::from_secs(hub.config().room_idle_secs);
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let received = tokio::time::timeout(idle, inbox.recv_many(&mut batch, BATCH)).await;
+        match received {
+            Ok(0) => break,
+            Ok(_) => {
+                if !task.handle_batch(batch.drain(..)).await {
+                    break;
+                }
+            }
+            Err(_idle) => {
+                if task.members.is_empty() && hub.try_unload(list, &inbox) {
+                    return;
+                }
+            }
+        }
+    }
+    hub.try_unload(list, &inbox);
+}
+
+fn refuse_missing(list: ListId, command: RoomCommand) {
+    let not_found = ServerMessage::ListError {
+        list,
+        code: ListErrorCode::NotFound,
+        message: "List not found.".into(),
+    };
+    match command {
+        RoomCommand::Join { out, .. } | RoomCommand::Sync { out, .. } => {
+            out.send(&not_found);
+        }
+        RoomCommand::Rename { reply, .. } => {
+            let _ = reply.send(Err(StoreError::NotFound));
+        }
+        _ => {}
+    }
+}
+
+impl RoomTask {
+    async fn load(hub: Hub, list: ListId, init: RoomInit) -> Option<Self> {
+        let (doc, rows, unborn, stored) = match hub.store().load_document(list).await {
+            Ok(stored) => {
+                let mut doc = ListDoc::empty();
+                for part in &stored.parts {
+                    if let Err(err) = doc.load_incremental(part) {
+                        tracing::error!(%list, error = %err, "stored document does not load");
+                        return None;
+                    }
+                }
+                let rows = stored.items.iter().map(|i| (i.id, i.clone())).collect();
+                (doc, rows, None, Some(stored))
+            }
+            Err(StoreError::NotFound) => match init {
+                RoomInit::Reserved { owner, email } => {
+                    (ListDoc::empty(), HashMap::new(), Some((owner, email)), None)
+                }
+                RoomInit::Load => return None,
+            },
+            Err(err) => {
+                tracing::error!(%list, error = ?err, "loading a list's document");
+                return None;
+            }
+        };
+        let (chunks, stored_bytes, last_seq) =
+            stored.map(|s| (s.chunks, s.bytes, s.last_seq)).unwrap_or_default();
+        Some(Self {
+            hub,
+            list,
+            room: Room::new(doc),
+            members: HashMap::new(),
+            rows,
+            unborn,
+            chunks,
+            stored_bytes,
+            last_seq,
+        })
+    }
+
+    fn error(&self, out: &Outbox, code: ListErrorCode, message: impl Into<String>) {
+        out.send(&ServerMessage::ListError { list: self.list, code, message: message.into() });
+    }
+
+    /// Handles a batch; returns false when the room must close.
+    async fn handle_batch(&mut self, batch: impl Iterator<Item = RoomCommand>) -> bool {
+        let mut renames = Vec::new();
+        for command in batch {
+            match command {
+                RoomCommand::Join { peer, user, role, out } => {
+                    self.room.join(peer, role);
+                    self.members.insert(peer, Member { user, out });
+                }
+                RoomCommand::Leave { peer } => {
+                    self.room.leave(peer);
+                    self.members.remove(&peer);
+                }
+                RoomCommand::Sync { peer, data, out } => self.receive(peer, &data, &out),
+                RoomCommand::Rename { user, title, expected_version, reply } => {
+                    renames.push((user, title, expected_version, reply))
+                }
+                RoomCommand::SetRole { user, role } => self.set_role(user, role),
+                RoomCommand::Deleted => {
+                    for member in self.members.values() {
+                        member.out.send(&ServerMessage::Removed {
+                            list: self.list,
+                            reason: RemovalReason::Deleted,
+                        });
+                    }
+                    return false;
+                }
+            }
+        }
+        if !self.save().await {
+            return false;
+        }
+        for (user, title, expected, reply) in renames {
+            let _ = reply.send(self.rename(user, &title, expected).await);
+        }
+        self.flush();
+        true
+    }
+
+    fn receive(&mut self, peer: PeerId, data: &[u8], out: &Outbox) {
+        if !self.members.contains_key(&peer) {
+            self.error(out, ListErrorCode::NotFound, "List not found.");
+            return;
+        }
+        if self.stored_bytes + data.len() > self.hub.config().max_document_bytes {
+            self.error(out, ListErrorCode::TooLarge, "The list has reached its size limit.");
+            return;
+        }
+        match self.room.receive(peer, data) {
+            Ok(_) => {}
+            Err(Refusal::ReadOnly) => {
+                Metrics::incr(&self.hub.metrics().viewer_changes_refused);
+                self.error(
+                    out,
+                    ListErrorCode::Forbidden,
+                    "Viewers cannot change this list; the change was not applied.",
+                )
+            }
+            Err(Refusal::Invalid(e)) => {
+                Metrics::incr(&self.hub.metrics().invalid_changes_refused);
+                self.error(
+                    out,
+                    ListErrorCode::InvalidDocument,
+                    format!("The change was refused: {e}"),
+                )
+            }
+            Err(Refusal::Malformed(e)) => {
+                self.error(out, ListErrorCode::InvalidDocument, format!("Not a sync message: {e}"))
+            }
+            Err(Refusal::UnknownPeer) => {
+                self.error(out, ListErrorCode::NotFound, "List not found.")
+            }
+            Err(Refusal::Broken(e)) => {
+                // The in-memory document may be damaged: reload it from what is saved.
+                tracing::warn!(list = %self.list, error = %e, "automerge failed on a peer's bytes; reloading");
+                self.error(out, ListErrorCode::InvalidDocument, "The change could not be applied.");
+                self.reload_document();
+            }
+        }
+    }
+
+    fn reload_document(&mut self) {
+        let mut fresh = self.room.doc().clone();
+        // Everything saved is in the document as it was before this message; `fork_at` the
+        // saved heads would need them, so start peers over on a clean copy.
+        let heads = fresh.heads();
+        let peers: Vec<(PeerId, Role)> = self.room.peers().collect();
+        if let Ok(doc) = fresh.automerge_mut().fork_at(&heads) {
+            self.room = Room::new(ListDoc::from_automerge(doc));
+            for (peer, role) in peers {
+                self.room.join(peer, role);
+            }
+        }
+    }
+
+    fn set_role(&mut self, user: UserId, role: Option<Role>) {
+        let peers: Vec<PeerId> =
+            self.members.iter().filter(|(_, m)| m.user == user).map(|(p, _)| *p).collect();
+        for peer in peers {
+            match role {
+                Some(role) => self.room.set_role(peer, role),
+                None => {
+                    self.room.leave(peer);
+                    self.members.remove(&peer);
+                }
+            }
+        }
+    }
+
+    /// Saves what the batch merged, in one transaction, before anyone hears of it.
+    async fn save(&mut self) -> bool {
+        let Some(chunk) = self.room.unsaved() else { return true };
+        let doc = self.room.doc();
+        let (title, items) = match (doc.title(), doc.items()) {
+            (Ok(title), Ok(items)) => (title, items),
+            _ => return true, // an unborn list still empty: nothing to save yet
+        };
+        let items: Vec<ItemRecord> = items
+            .into_iter()
+            .map(|i| ItemRecord {
+                id: i.id,
+                content: i.content,
+                done: i.done,
+                sort_rank: i.sort_rank,
+            })
+            .collect();
+        let upserts: Vec<ItemRecord> =
+            items.iter().filter(|i| self.rows.get(&i.id) != Some(i)).cloned().collect();
+        let current: std::collections::HashSet<ItemId> = items.iter().map(|i| i.id).collect();
+        let removed: Vec<ItemId> =
+            self.rows.keys().filter(|id| !current.contains(id)).copied().collect();
+
+        let store = self.hub.store().clone();
+        let saved = match &self.unborn {
+            Some((owner, email)) => {
+                let snapshot = self.room.edit(|d| d.save());
+                store
+                    .create_list_from_sync(self.list, *owner, email, &snapshot, &title, &items)
+                    .await
+                    .map(|()| 0)
+            }
+            None => {
+                store
+                    .save_changes(
+                        self.list,
+                        &chunk,
+                        RowChanges { title: &title, upserts: &upserts, removed: &removed },
+                    )
+                    .await
+            }
+        };
+        match saved {
+            Ok(seq) => {
+                if self.unborn.take().is_some() {
+                    self.stored_bytes = chunk.len();
+                } else {
+                    self.chunks += 1;
+                    self.stored_bytes += chunk.len();
+                    self.last_seq = seq;
+                }
+                self.room.mark_saved();
+                self.rows = items.into_iter().map(|i| (i.id, i)).collect();
+                Metrics::incr(&self.hub.metrics().changes_merged);
+                self.maybe_compact().await;
+                true
+            }
+            Err(StoreError::NotFound) => {
+                // Deleted (or never reserved) meanwhile: nothing to acknowledge.
+                for member in self.members.values() {
+                    member.out.send(&ServerMessage::ListError {
+                        list: self.list,
+                        code: ListErrorCode::NotFound,
+                        message: "List not found.".into(),
+                    });
+                }
+                false
+            }
+            Err(err) => {
+                // Not saved, so not acknowledged: the clients still hold their changes and
+                // will send them again. Start over from what is stored.
+                tracing::error!(list = %self.list, error = ?err, "saving a list's changes failed");
+                for member in self.members.values() {
+                    member.out.send(&ServerMessage::ListError {
+                        list: self.list,
+                        code: ListErrorCode::Internal,
+                        message: "The server could not save the change; it will be retried.".into(),
+                    });
+                }
+                false
+            }
+        }
+    }
+
+    async fn maybe_compact(&mut self) {
+        if self.chunks < self.hub.config().compact_after_chunks {
+            return;
+        }
+        let snapshot = self.room.edit(|d| d.save());
+        match self.hub.store().compact_document(self.list, &snapshot, self.last_seq).await {
+            Ok(()) => {
+                self.chunks = 0;
+                self.stored_bytes = snapshot.len();
+            }
+            Err(err) => {
+                tracing::warn!(list = %self.list, error = ?err, "compaction failed; will retry")
+            }
+        }
+    }
+
+    async fn rename(
+        &mut self,
+        user: UserId,
+        title: &str,
+        expected: Option<i64>,
+    ) -> Result<(String, i64), StoreError> {
+        let access = self.hub.store().access(self.list, user).await?;
+        if !access.role.can_edit() {
+            return Err(StoreError::Forbidden("Viewers cannot change a list.".into()));
+        }
+        if let Some(expected) = expected.filter(|&v| v != access.list.version) {
+            return Err(StoreError::Conflict(format!(
+                "The list is at version {}, not {expected}; read it again and retry.",
+                access.list.version
+            )));
+        }
+        if let Err(err) = self.room.edit(|d| d.set_title(title)) {
+            return Err(StoreError::Invalid(err.to_string()));
+        }
+        let Some(chunk) = self.room.unsaved() else {
+            // The title was already this: nothing to save, nothing changes.
+            return Ok((title.to_owned(), access.list.version));
+        };
+        // Checked again inside the transaction that saves the change.
+        match self.hub.store().rename_with_change(self.list, user, title, expected, &chunk).await {
+            Ok((seq, version)) => {
+                self.room.mark_saved();
+                self.chunks += 1;
+                self.stored_bytes += chunk.len();
+                self.last_seq = seq;
+                Ok((title.to_owned(), version))
+            }
+            Err(err) => {
+                self.reload_saved().await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Drops unsaved edits by reloading the document from the store.
+    async fn reload_saved(&mut self) {
+        let peers: Vec<(PeerId, Role)> = self.room.peers().collect();
+        if let Some(fresh) = RoomTask::load(self.hub.clone(), self.list, RoomInit::Load).await {
+            self.room = fresh.room;
+            self.rows = fresh.rows;
+            self.chunks = fresh.chunks;
+            self.stored_bytes = fresh.stored_bytes;
+            self.last_seq = fresh.last_seq;
+            for (peer, role) in peers {
+                self.room.join(peer, role);
+            }
+        }
+    }
+
+    /// Sends every peer the sync message it needs now that everything is saved.
+    fn flush(&mut self) {
+        let peers: Vec<PeerId> = self.members.keys().copied().collect();
+        let mut slow = Vec::new();
+        for peer in peers {
+            while let Some(data) = self.room.outgoing(peer) {
+                let member = &self.members[&peer];
+                if !member.out.send(&ServerMessage::Sync { list: self.list, data }) {
+                    slow.push(peer);
+                    break;
+                }
+            }
+        }
+        for peer in slow {
+            Metrics::incr(&self.hub.metrics().slow_readers_closed);
+            self.room.leave(peer);
+            self.members.remove(&peer);
+        }
+    }
+}
