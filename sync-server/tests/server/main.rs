@@ -10,3 +10,4 @@ mod errors;
 mod lists;
 mod sharing;
 mod storage;
+mod sync;

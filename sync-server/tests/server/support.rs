@@ -52,6 +52,17 @@ impl TestServer {
         Self { server: Some(server), base, http: reqwest::Client::new(), dir }
     }
 
+    /// A client view of another running server (after a restart) sharing this one's folder.
+    /// The returned value does not own the server.
+    pub fn attach(server: &Server, folder_of: &TestServer) -> TestServer {
+        TestServer {
+            server: None,
+            base: format!("http://{}", server.addr()),
+            http: reqwest::Client::new(),
+            dir: tempfile::tempdir_in(folder_of.dir.path()).unwrap(),
+        }
+    }
+
     /// Stops the server, keeping the data folder.
     pub async fn stop(&mut self) {
         if let Some(server) = self.server.take() {
