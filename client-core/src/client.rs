@@ -10,6 +10,7 @@
 mod account;
 mod items;
 mod lists;
+mod sync_exchange;
 mod sync_support;
 
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tandem_protocol::{ItemId, ListDoc, ListId};
 
 pub use account::Account;
+pub use sync_exchange::SyncReceived;
 
 use crate::events::{ChangeEvent, ChangeKind, Listeners, SubscriptionId};
 use crate::rest::RestClient;

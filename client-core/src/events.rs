@@ -32,6 +32,16 @@ pub enum ChangeKind {
     },
     /// This user's role on the list changed.
     RoleChanged,
+    /// The server refused something for this list (a change from a viewer, a malformed or
+    /// too large document, a list it does not know, ...). `code` is the protocol's
+    /// `ListErrorCode` in snake case (`forbidden`, `not_found`, `invalid_document`,
+    /// `too_large`, `rate_limited`, `internal`).
+    SyncError {
+        /// What kind of problem, e.g. `forbidden`.
+        code: String,
+        /// For people.
+        message: String,
+    },
 }
 
 /// One change of one list.

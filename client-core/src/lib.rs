@@ -1,7 +1,7 @@
 //! Tandem's client engine: every list the user can see is an Automerge document
 //! ([`tandem_protocol::ListDoc`]) kept in a local SQLite store, fully usable with no network.
 //! Apps embed it (directly or through the FFI), the `tandem` CLI is a thin shell over it, and
-//! the sync engine (a later layer) exchanges the documents' changes with the server.
+//! the sync engine ([`sync`]) exchanges the documents' changes with the server.
 //!
 //! Layout:
 //! - [`Client`] (in `client`): the API. Open a store, create/rename/delete lists,
@@ -10,6 +10,8 @@
 //! - [`store`]: the SQLite schema and its tables; durability and the concurrency contract.
 //! - [`events`]: the change events subscribers receive.
 //! - [`rest`]: the server's REST API as the client calls it.
+//! - [`sync`]: the [`SyncEngine`], keeping the lists in step with the server over one
+//!   WebSocket (one round, or in the background with reconnects).
 //! - [`Error`]: one flat error enum (`Offline`, `Unauthorized`, `Forbidden`, `NotFound`,
 //!   `InvalidInput`, `Conflict`, `RateLimited`, `Storage`, `Internal`).
 //!
@@ -32,12 +34,14 @@ pub mod events;
 mod list;
 pub mod rest;
 pub mod store;
+pub mod sync;
 
-pub use client::{Account, Client, ClientConfig, DEFAULT_SERVER_URL};
+pub use client::{Account, Client, ClientConfig, DEFAULT_SERVER_URL, SyncReceived};
 pub use error::{Error, Result};
 pub use events::{ChangeEvent, ChangeKind, SubscriptionId};
 pub use list::{ListSummary, TodoList};
 pub use rest::{RegisterOutcome, User};
+pub use sync::{SyncConfig, SyncEngine, SyncHandle, SyncReport, SyncStatus};
 pub use tandem_protocol::{Item, ItemId, ListId, Role};
 
 #[cfg(test)]

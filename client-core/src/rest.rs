@@ -148,6 +148,11 @@ impl RestClient {
         Ok(self.post::<serde_json::Value>("unshare", Some(token), &body).await?.0)
     }
 
+    pub(crate) async fn delete(&self, token: &str, list: ListId) -> Result<(), Error> {
+        let body = json!({ "id": list });
+        self.post::<serde_json::Value>("delete", Some(token), &body).await.map(drop)
+    }
+
     /// POSTs `body` to `/api/todolist/{call}` and returns the envelope's message and data.
     async fn post<T: DeserializeOwned>(
         &self,

@@ -1,0 +1,240 @@
+//! The store side of an Automerge sync exchange with the server. The sync engine keeps one
+//! in-memory `automerge::sync::State` per list and connection; these methods run each step
+//! of the exchange on the list's stored document under the store lock, so that a received
+//! message, the document it changes, the derived item rows and the persisted sync state are
+//! written in ONE transaction (a crash never leaves the sync state ahead of the document).
+//! Also here: the housekeeping sync needs before it connects (provisional ids, deletions).
+
+use rusqlite::TransactionBehavior;
+use tandem_protocol::ListId;
+use tandem_protocol::automerge::ChangeHash;
+use tandem_protocol::automerge::sync::{Message, State, SyncDoc as _};
+
+use super::{Client, Inner, cached_doc};
+use crate::events::ChangeKind;
+use crate::store::sync_states::{self, SyncStateRow};
+use crate::store::{account, documents, items, lists, reserved_ids};
+use crate::{Error, Result};
+
+/// What [`Client::sync_receive`] did with a server message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncReceived {
+    /// Whether the document changed (new remote changes were merged and stored).
+    pub changed: bool,
+    /// The heads the server advertised in this message.
+    pub server_heads: Vec<ChangeHash>,
+}
+
+impl Client {
+    /// The sync state to begin a connection with for `list`: the persisted one (so only
+    /// missing changes travel), else a fresh one. Also returns the server heads last seen.
+    pub fn load_sync_state(&self, list: ListId) -> Result<(State, Vec<ChangeHash>)> {
+        match self.sync_state(list)? {
+            Some(row) => match State::decode(&row.state) {
+                Ok(state) => Ok((state, row.server_heads)),
+                Err(e) => {
+                    // A state that does not decode costs one full exchange, nothing more.
+                    tracing::warn!(%list, error = %e, "stored sync state unreadable; starting over");
+                    Ok((State::new(), row.server_heads))
+                }
+            },
+            None => Ok((State::new(), Vec::new())),
+        }
+    }
+
+    /// The next sync message for the server about `list`, if one is due (encoded
+    /// `automerge::sync::Message`). Reads the stored document; writes nothing.
+    pub fn sync_generate(&self, list: ListId, state: &mut State) -> Result<Option<Vec<u8>>> {
+        let mut guard = self.lock();
+        let Inner { conn, docs } = &mut *guard;
+        let tx = conn.transaction()?;
+        if lists::get(&tx, list)?.is_none_or(|r| r.deleted) {
+            return Err(Error::NotFound(format!("no list {list}")));
+        }
+        let cached = cached_doc(&tx, docs, list)?;
+        Ok(cached.doc.automerge_mut().sync().generate_sync_message(state).map(Message::encode))
+    }
+
+    /// Receives a server sync message about `list` into its document and `state`. New
+    /// changes are validated, then the document chunk, the item rows, the title and the
+    /// encoded sync state with the server's heads are committed together; then
+    /// `RemoteChanged` is emitted. A message that does not decode, or whose changes would
+    /// make the list malformed, is refused with nothing stored (`InvalidInput`); the caller
+    /// should then restart `state` from [`Client::load_sync_state`].
+    pub fn sync_receive(
+        &self,
+        list: ListId,
+        state: &mut State,
+        data: &[u8],
+    ) -> Result<SyncReceived> {
+        let message = Message::decode(data)
+            .map_err(|e| Error::InvalidInput(format!("list {list}: not a sync message: {e}")))?;
+        let server_heads = message.heads.clone();
+        let changed = {
+            let mut guard = self.lock();
+            let Inner { conn, docs } = &mut *guard;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if lists::get(&tx, list)?.is_none_or(|r| r.deleted) {
+                return Err(Error::NotFound(format!("no list {list}")));
+            }
+            let result = (|| -> Result<bool> {
+                let cached = cached_doc(&tx, docs, list)?;
+                let before = cached.doc.heads();
+                let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    cached.doc.automerge_mut().sync().receive_sync_message(state, message)
+                }));
+                match applied {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        return Err(Error::InvalidInput(format!("list {list}: {e}")));
+                    }
+                    Err(_) => {
+                        return Err(Error::InvalidInput(format!(
+                            "list {list}: the sync message could not be applied"
+                        )));
+                    }
+                }
+                let chunk = cached.doc.save_after(&before);
+                let row =
+                    SyncStateRow { state: state.encode(), server_heads: server_heads.clone() };
+                if chunk.is_empty() {
+                    sync_states::put(&tx, list, &row)?;
+                    tx.commit()?;
+                    return Ok(false);
+                }
+                cached.doc.validate().map_err(|e| {
+                    Error::InvalidInput(format!(
+                        "list {list}: the server sent a malformed list: {e}"
+                    ))
+                })?;
+                let stats = documents::append(&tx, list, &chunk)?;
+                items::replace_all(&tx, list, &cached.doc)?;
+                let title = cached.doc.title().map_err(|e| Error::Internal(e.to_string()))?;
+                lists::set_title(&tx, list, &title)?;
+                if documents::needs_compaction(&stats) {
+                    documents::compact(&tx, list, &cached.doc.save())?;
+                }
+                sync_states::put(&tx, list, &row)?;
+                tx.commit()?;
+                cached.generation = stats.generation;
+                Ok(true)
+            })();
+            if result.is_err() {
+                // The in-memory document may hold what the store refused: reload next time.
+                docs.remove(&list);
+            }
+            result?
+        };
+        if changed {
+            self.emit(list, ChangeKind::RemoteChanged);
+        }
+        Ok(SyncReceived { changed, server_heads })
+    }
+
+    /// The current heads of a list's document.
+    pub fn heads(&self, list: ListId) -> Result<Vec<ChangeHash>> {
+        let mut guard = self.lock();
+        let Inner { conn, docs } = &mut *guard;
+        let tx = conn.transaction()?;
+        if !lists::exists(&tx, list)? {
+            return Err(Error::NotFound(format!("no list {list}")));
+        }
+        Ok(cached_doc(&tx, docs, list)?.doc.heads())
+    }
+
+    /// Whether the list's document holds every change in `hashes`.
+    pub fn has_changes(&self, list: ListId, hashes: &[ChangeHash]) -> Result<bool> {
+        let mut guard = self.lock();
+        let Inner { conn, docs } = &mut *guard;
+        let tx = conn.transaction()?;
+        if !lists::exists(&tx, list)? {
+            return Err(Error::NotFound(format!("no list {list}")));
+        }
+        let doc = &mut cached_doc(&tx, docs, list)?.doc;
+        Ok(hashes.iter().all(|h| doc.automerge_mut().get_change_by_hash(h).is_some()))
+    }
+
+    /// Gives every provisional list an id the server reserved for this user (each one list,
+    /// id change and reservation use in one transaction) and emits `IdRemapped` for each.
+    /// Lists left provisional (no reserved id left) stay so. Returns `(old, new)` pairs.
+    pub fn adopt_provisional_lists(&self) -> Result<Vec<(ListId, ListId)>> {
+        let mut done = Vec::new();
+        for old in self.provisional_lists()? {
+            let new = {
+                let mut guard = self.lock();
+                let inner = &mut *guard;
+                let tx = inner.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let Some(user) = account::get(&tx)?.and_then(|a| a.user_id) else { break };
+                let new = loop {
+                    match reserved_ids::take(&tx, user)? {
+                        Some(id) if lists::exists(&tx, id)? => continue,
+                        other => break other,
+                    }
+                };
+                let Some(new) = new else { break };
+                lists::change_id(&tx, old, new)?;
+                tx.commit()?;
+                if let Some(cached) = inner.docs.remove(&old) {
+                    inner.docs.insert(new, cached);
+                }
+                new
+            };
+            self.emit(new, ChangeKind::IdRemapped { old });
+            done.push((old, new));
+        }
+        Ok(done)
+    }
+
+    /// Tells the server about every list deleted here (REST `delete`) and then removes it
+    /// from the store. A list the server does not know (never synced) is removed too.
+    /// Returns the lists whose deletion failed, with why; they stay pending.
+    pub async fn confirm_deletions(&self) -> Result<Vec<(ListId, Error)>> {
+        let pending = self.pending_deletions()?;
+        if pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        let token = self.token()?;
+        let mut failed = Vec::new();
+        for list in pending {
+            match self.rest.delete(&token, list).await {
+                Ok(()) | Err(Error::NotFound(_)) => self.purge_list(list)?,
+                Err(e @ (Error::Offline(_) | Error::Unauthorized(_))) => return Err(e),
+                Err(e) => failed.push((list, e)),
+            }
+        }
+        Ok(failed)
+    }
+
+    /// Removes a list from the store with no event (its deletion was already announced).
+    fn purge_list(&self, list: ListId) -> Result<()> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let tx = inner.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        lists::purge(&tx, list)?;
+        tx.commit()?;
+        inner.docs.remove(&list);
+        Ok(())
+    }
+
+    /// Tells subscribers that the server refused something for `list` (`SyncError`).
+    pub fn report_sync_error(&self, list: ListId, code: &str, message: &str) {
+        self.emit(
+            list,
+            ChangeKind::SyncError { code: code.to_owned(), message: message.to_owned() },
+        );
+    }
+
+    /// The stored bearer token, or `Unauthorized` when signed out.
+    pub fn token(&self) -> Result<String> {
+        let guard = self.lock();
+        account::get(&guard.conn)?
+            .and_then(|a| a.token)
+            .ok_or_else(|| Error::Unauthorized("not signed in: run login first".into()))
+    }
+
+    /// The role this user has on a list here, if the list is visible.
+    pub fn role(&self, list: ListId) -> Result<Option<tandem_protocol::Role>> {
+        let guard = self.lock();
+        Ok(lists::get(&guard.conn, list)?.filter(|r| !r.deleted).map(|r| r.role))
+    }
+}

@@ -1,0 +1,183 @@
+//! The sync WebSocket: connecting with the bearer token, and the pump that moves frames
+//! between the socket and a [`Session`]. Everything it decides comes from the session; this
+//! module only does I/O, timeouts and stopping.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use tandem_protocol::wire::{ClientMessage, ServerMessage};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::session::Session;
+use crate::{Error, Result};
+
+/// The connected socket.
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The sync endpoint for a server base URL: `http(s)://host` -> `ws(s)://host/api/todolist/sync`.
+pub fn sync_url(server_url: &str) -> Result<String> {
+    let base = server_url.trim_end_matches('/');
+    let rest = if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        return Err(Error::InvalidInput(format!(
+            "server URL {server_url:?} must start with http:// or https://"
+        )));
+    };
+    Ok(format!("{rest}/api/todolist/sync"))
+}
+
+/// Opens the sync socket, authenticated with `token`.
+pub(crate) async fn connect(server_url: &str, token: &str, limit: Duration) -> Result<Socket> {
+    let url = sync_url(server_url)?;
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| Error::InvalidInput(format!("bad sync URL {url}: {e}")))?;
+    let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| Error::Unauthorized("the stored token is not a valid header".into()))?;
+    request.headers_mut().insert(header::AUTHORIZATION, bearer);
+    let connected = tokio::time::timeout(limit, tokio_tungstenite::connect_async(request))
+        .await
+        .map_err(|_| Error::Offline(format!("cannot reach {url}: timed out")))?;
+    match connected {
+        Ok((socket, _response)) => Ok(socket),
+        Err(tungstenite::Error::Http(response)) => {
+            let status = response.status();
+            let body = response
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            let message = format!("sync: the server answered {status} {}", body.trim());
+            Err(crate::rest::error_for_status(status, message))
+        }
+        Err(e) => Err(Error::Offline(format!("cannot reach {url}: {e}"))),
+    }
+}
+
+/// Why a pump ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// `until_settled` was asked and every list is in step (or failed).
+    Settled,
+    /// The stop signal fired.
+    Stopped,
+}
+
+/// What the pump listens to besides the socket.
+pub(crate) struct Inputs<'a> {
+    /// Lists changed here (background mode).
+    pub local: Option<&'a mut mpsc::UnboundedReceiver<ListChange>>,
+    /// Fires (turns true) to end the pump.
+    pub stop: Option<&'a mut watch::Receiver<bool>>,
+    /// How often to look for changes made by other processes.
+    pub poll_every: Duration,
+    /// Return as soon as the session is settled (one-round sync).
+    pub until_settled: bool,
+}
+
+/// A local change the background loop was told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListChange {
+    /// The list's document changed.
+    Edited(tandem_protocol::ListId),
+    /// Lists appeared or went away here (created, deleted, remapped): housekeeping is due.
+    Lists,
+}
+
+async fn send_all(socket: &mut Socket, messages: Vec<ClientMessage>) -> Result<()> {
+    for message in messages {
+        socket
+            .send(Message::Binary(message.encode().into()))
+            .await
+            .map_err(|e| Error::Offline(format!("sync connection lost: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Runs the session over the socket: Hello, then every server message through the session,
+/// local changes and periodic polls out. `housekeeping` runs (REST: reserve ids, remap,
+/// delete) when lists appear or go away here.
+pub(crate) async fn pump<F, Fut>(
+    socket: &mut Socket,
+    session: &mut Session,
+    mut inputs: Inputs<'_>,
+    mut housekeeping: F,
+) -> Result<Ended>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    send_all(socket, vec![session.hello()]).await?;
+    let mut tick = tokio::time::interval(inputs.poll_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate
+    let mut ticks: u64 = 0;
+    loop {
+        if inputs.until_settled && session.settled()? {
+            let _ = socket.close(None).await;
+            return Ok(Ended::Settled);
+        }
+        let local = async {
+            match inputs.local.as_deref_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let stop = async {
+            match inputs.stop.as_deref_mut() {
+                Some(rx) => {
+                    if rx.wait_for(|stop| *stop).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let out = tokio::select! {
+            frame = socket.next() => match frame {
+                None => return Err(Error::Offline("the server closed the sync connection".into())),
+                Some(Err(e)) => return Err(Error::Offline(format!("sync connection lost: {e}"))),
+                Some(Ok(Message::Binary(bytes))) => {
+                    let message = ServerMessage::decode(&bytes).map_err(|e| {
+                        Error::Internal(format!("the server sent an unreadable frame: {e}"))
+                    })?;
+                    session.handle(message)?
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                    return Err(Error::Offline(format!("the server closed the sync connection {reason}").trim_end().to_owned()));
+                }
+                Some(Ok(_)) => Vec::new(), // ping/pong (answered by tungstenite), text: ignored
+            },
+            change = local => match change {
+                Some(ListChange::Edited(list)) => session.local_changed(list)?,
+                Some(ListChange::Lists) => {
+                    if let Err(e) = housekeeping().await {
+                        tracing::warn!(error = %e, "sync housekeeping failed");
+                    }
+                    session.start_all()?
+                }
+                None => Vec::new(),
+            },
+            _ = tick.tick() => {
+                ticks += 1;
+                // Lists stopped by a transient server error get another go now and then.
+                session.poll(ticks.is_multiple_of(10))?
+            }
+            () = stop => {
+                let _ = socket.close(None).await;
+                return Ok(Ended::Stopped);
+            }
+        };
+        send_all(socket, out).await?;
+    }
+}
