@@ -1,6 +1,7 @@
 //! Runs one parsed command against the client and prints its result.
 
 use std::io::Write;
+use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
@@ -41,7 +42,10 @@ fn print_item_text(item: &Item) -> String {
     format!("[{}] {}  {}", if item.done { "x" } else { " " }, item.id, item.content)
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+/// How long `tandem sync` waits for every list to be in step, unless `--timeout` says.
+pub const DEFAULT_SYNC_TIMEOUT_SECS: u64 = 30;
+
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -51,16 +55,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Runs `cli`'s command, writing its output to `out`.
 pub fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     let json = cli.json;
-    match &cli.command {
-        Command::Sync { .. } | Command::Watch { .. } => {
-            // Say so instead of pretending: the sync engine is a separate piece of work.
-            anyhow::bail!(
-                "{} is not available yet: syncing with the server arrives with the sync engine",
-                if matches!(cli.command, Command::Sync { .. }) { "sync" } else { "watch" }
-            );
-        }
-        _ => {}
-    }
     let client = cli.open_client()?;
     match &cli.command {
         Command::Register { email, password } => {
@@ -172,7 +166,14 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
                 format!("Removed item {item}.")
             })?;
         }
-        Command::Sync { .. } | Command::Watch { .. } => unreachable!("answered above"),
+        Command::Sync { timeout } => {
+            let timeout = Duration::from_secs(timeout.unwrap_or(DEFAULT_SYNC_TIMEOUT_SECS));
+            crate::sync::sync(client, timeout, json, out)?;
+        }
+        Command::Watch { list } => {
+            let filter = list.map(list_id).transpose()?;
+            crate::sync::watch(client, filter, json, out)?;
+        }
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 mod command;
 mod output;
+mod sync;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use tandem_client::{Client, ClientConfig, Role};
 
-pub use command::run;
+pub use command::{DEFAULT_SYNC_TIMEOUT_SECS, run};
 
 /// Exit status of a command that failed (the reason is on stderr).
 pub const EXIT_FAILURE: u8 = 1;
@@ -24,7 +25,7 @@ pub const EXIT_USAGE: u8 = 2;
 const AFTER_HELP: &str = "\
 The data directory is --data, else $TANDEM_DATA, else $HOME/.tandem. The server is --server,
 else $TANDEM_SERVER, else the server last signed in to, else http://127.0.0.1:8080.
-Everything except register, verify, login, share and unshare works offline.";
+Everything except register, verify, login, share, unshare, sync and watch works offline.";
 
 /// `tandem [--data DIR] [--server URL] [--json] COMMAND`
 #[derive(Debug, Parser)]
@@ -161,15 +162,16 @@ pub enum Command {
         /// Item id.
         item: u64,
     },
-    /// Push and pull every list once (arrives with the sync engine).
+    /// Push and pull every list once; exits 0 when every list is in step with the server.
     Sync {
-        /// Give up after this many seconds.
+        /// Give up after this many seconds [default: 30].
         #[arg(long, value_name = "SECS")]
         timeout: Option<u64>,
     },
-    /// Stay connected and print each change (arrives with the sync engine).
+    /// Stay connected, syncing as changes happen, and print each change as a line (one JSON
+    /// object per line with --json) until killed. Connection news goes to stderr.
     Watch {
-        /// Only this list.
+        /// Only print this list's changes.
         list: Option<u64>,
     },
 }

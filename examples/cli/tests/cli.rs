@@ -119,8 +119,8 @@ fn failures_exit_non_zero_with_one_line() {
     assert!(t.fails(&["create", " "]).contains("invalid input"));
     t.fails(&["move", &list, "1"]);
     t.fails(&["frobnicate"]);
-    assert!(t.fails(&["sync"]).contains("not available yet"));
-    assert!(t.fails(&["watch"]).contains("not available yet"));
+    assert!(t.fails(&["sync"]).contains("not signed in"));
+    assert!(t.fails(&["watch"]).contains("not signed in"));
     assert!(t.fails(&["login", "a@b.c", "pw"]).contains("offline"));
     assert!(t.fails(&["register", "a@b.c", "pw", "--json"]).contains("offline"));
     assert!(t.fails(&["share", &list, "x@y.z", "viewer"]).starts_with("tandem: "));
