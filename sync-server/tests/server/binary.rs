@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use serde_json::json;
 
 /// Starts the binary on a free port and returns it with its base URL.
-fn start(data_dir: &std::path::Path) -> (Child, String) {
+pub fn start(data_dir: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tandem-server"))
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)

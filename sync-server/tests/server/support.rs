@@ -52,14 +52,14 @@ impl TestServer {
         Self { server: Some(server), base, http: reqwest::Client::new(), dir }
     }
 
-    /// A client view of another running server (after a restart) sharing this one's folder.
-    /// The returned value does not own the server.
-    pub fn attach(server: &Server, folder_of: &TestServer) -> TestServer {
+    /// A client of a server running elsewhere (another process, or restarted); it does not
+    /// own that server.
+    pub fn at(base: String) -> TestServer {
         TestServer {
             server: None,
-            base: format!("http://{}", server.addr()),
+            base,
             http: reqwest::Client::new(),
-            dir: tempfile::tempdir_in(folder_of.dir.path()).unwrap(),
+            dir: tempfile::tempdir().unwrap(),
         }
     }
 

@@ -33,7 +33,11 @@ struct SyncClient {
 
 impl SyncClient {
     async fn connect(server: &TestServer, user: &TestUser) -> Self {
-        let url = format!("{}/api/todolist/sync", server.base.replace("http://", "ws://"));
+        Self::connect_to(&server.base, user).await
+    }
+
+    async fn connect_to(base: &str, user: &TestUser) -> Self {
+        let url = format!("{}/api/todolist/sync", base.replace("http://", "ws://"));
         let mut request = url.into_client_request().unwrap();
         request
             .headers_mut()
@@ -453,7 +457,7 @@ async fn documents_survive_a_restart() {
     server.stop().await;
 
     let again = tandem_server::Server::start(crate::support::test_config(&data_dir)).await.unwrap();
-    let restarted = TestServer::attach(&again, &server);
+    let restarted = TestServer::at(format!("http://{}", again.addr()));
     let mut fresh = SyncClient::connect(&restarted, &alice).await;
     fresh.hold(id, ListDoc::empty());
     fresh.settle().await;
@@ -487,4 +491,86 @@ async fn idle_rooms_are_unloaded() {
         assert!(tokio::time::Instant::now() < deadline, "the room stayed loaded");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test]
+async fn every_acknowledged_change_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, base) = crate::binary::start(dir.path());
+    let server = TestServer::at(base.clone());
+    let alice = server.signup(&email("alice")).await;
+    let list = server.create_list(&alice, "Stream").await;
+    let id = ListId(list);
+    let mut a = SyncClient::connect_to(&base, &alice).await;
+    a.hold(id, ListDoc::empty());
+    a.settle().await;
+
+    // Push a stream of edits without waiting; note the newest one the server acknowledged
+    // (its sync message advertises heads that include it), and kill the server mid-stream.
+    let mut acknowledged: Option<u64> = None;
+    let mut heads_of = std::collections::HashMap::new();
+    let mut killed = false;
+    for i in 1..=400u64 {
+        a.edit(id, |d| {
+            d.add_item(ItemId(i), &format!("edit {i}")).unwrap();
+        });
+        let (doc, state) = a.docs.get_mut(&id).unwrap();
+        heads_of.insert(doc.heads()[0], i);
+        let message = doc.automerge_mut().sync().generate_sync_message(state);
+        if let Some(m) = message {
+            if a.ws
+                .send(Message::Binary(
+                    ClientMessage::Sync { list: id, data: m.encode() }.encode().into(),
+                ))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        while let Some(Some(message)) = a.next_within(Duration::from_millis(2)).await {
+            a.apply(message);
+        }
+        let theirs = a.docs[&id].1.their_heads.clone().unwrap_or_default();
+        for head in theirs {
+            if let Some(&n) = heads_of.get(&head) {
+                acknowledged = Some(acknowledged.map_or(n, |m: u64| m.max(n)));
+            }
+        }
+        if !killed && acknowledged.is_some_and(|n| n >= 30) {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            killed = true;
+        }
+        if killed && i > acknowledged.unwrap() + 20 {
+            break;
+        }
+    }
+    assert!(killed, "the server acknowledged edits while they streamed");
+    let acknowledged = acknowledged.unwrap();
+
+    let (mut child, base) = crate::binary::start(dir.path());
+    let server = TestServer::at(base);
+    let (status, body) =
+        server.get(&format!("/api/todolist/read?id={list}"), Some(&alice.token)).await;
+    assert_eq!(status, 200, "{body}");
+    let stored: std::collections::HashSet<u64> = body["data"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_u64().unwrap())
+        .collect();
+    for n in 1..=acknowledged {
+        assert!(
+            stored.contains(&n),
+            "acknowledged edit {n} was lost (acknowledged up to {acknowledged})"
+        );
+    }
+    // The document itself holds them too.
+    let mut again = SyncClient::connect_to(&server.base, &alice).await;
+    again.hold(id, ListDoc::empty());
+    again.settle().await;
+    assert!(again.doc(id).item_count().unwrap() as u64 >= acknowledged);
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
