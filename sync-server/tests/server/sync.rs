@@ -518,13 +518,8 @@ async fn every_acknowledged_change_survives_sigkill() {
         heads_of.insert(doc.heads()[0], i);
         let message = doc.automerge_mut().sync().generate_sync_message(state);
         if let Some(m) = message {
-            if a.ws
-                .send(Message::Binary(
-                    ClientMessage::Sync { list: id, data: m.encode() }.encode().into(),
-                ))
-                .await
-                .is_err()
-            {
+            let frame = ClientMessage::Sync { list: id, data: m.encode() }.encode();
+            if a.ws.send(Message::Binary(frame.into())).await.is_err() {
                 break;
             }
         }
