@@ -199,7 +199,17 @@ async fn sockets_without_a_valid_token_are_refused_before_any_data() {
 
 #[tokio::test]
 async fn an_edit_is_saved_and_reaches_the_other_member_at_once() {
-    let server = TestServer::start().await;
+    edits_merge_and_reach_members(TestServer::start().await).await;
+}
+
+#[tokio::test]
+async fn sync_works_on_postgres_shards() {
+    let Some(pg) = crate::support::PgDatabases::create(2).await else { return };
+    let specs = pg.split_map();
+    edits_merge_and_reach_members(TestServer::start_with(|c| c.shards = specs).await).await;
+}
+
+async fn edits_merge_and_reach_members(server: TestServer) {
     let alice = server.signup(&email("alice")).await;
     let bob = server.signup(&email("bob")).await;
     let list = server.create_list(&alice, "Groceries").await;
