@@ -147,7 +147,13 @@ impl Session {
                 }
                 let init = self.subscribed[&list].clone();
                 let out = self.outbox.clone();
-                self.hub.to_room(list, init, RoomCommand::Sync { peer: conn, data, out }).await;
+                self.hub
+                    .to_room(
+                        list,
+                        init,
+                        RoomCommand::Sync { peer: conn, user: self.user, data, out },
+                    )
+                    .await;
                 true
             }
             ClientMessage::Unsubscribe { list } => {

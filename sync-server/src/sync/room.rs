@@ -39,6 +39,9 @@ pub enum RoomCommand {
     Sync {
         /// The socket.
         peer: PeerId,
+        /// Its user: a socket this room does not know (the room was reloaded) is let in
+        /// again after its access is checked.
+        user: UserId,
         /// The encoded Automerge sync message.
         data: Vec<u8>,
         /// Where to answer if the socket is not (or no longer) subscribed.
@@ -101,6 +104,9 @@ struct RoomTask {
     chunks: usize,
     stored_bytes: usize,
     last_seq: i64,
+    /// Automerge failed on a peer's bytes: the in-memory document must be reloaded from the
+    /// store before anything else is saved or sent.
+    broken: bool,
 }
 
 /// Starts a room task; it loads the document before it handles its first command.
@@ -194,6 +200,7 @@ impl RoomTask {
             chunks,
             stored_bytes,
             last_seq,
+            broken: false,
         })
     }
 
@@ -214,7 +221,12 @@ impl RoomTask {
                     self.room.leave(peer);
                     self.members.remove(&peer);
                 }
-                RoomCommand::Sync { peer, data, out } => self.receive(peer, &data, &out),
+                RoomCommand::Sync { peer, user, data, out } => {
+                    if !self.members.contains_key(&peer) && !self.rejoin(peer, user, &out).await {
+                        continue;
+                    }
+                    self.receive(peer, &data, &out)
+                }
                 RoomCommand::Rename { user, title, expected_version, reply } => {
                     renames.push((user, title, expected_version, reply))
                 }
@@ -230,6 +242,11 @@ impl RoomTask {
                 }
             }
         }
+        if std::mem::take(&mut self.broken) && !self.reload_saved().await {
+            // Changes merged in this batch are dropped unacknowledged; their senders still
+            // hold them and send them again on their new sync state.
+            return false;
+        }
         if !self.save().await {
             return false;
         }
@@ -237,6 +254,22 @@ impl RoomTask {
             let _ = reply.send(self.rename(user, &title, expected).await);
         }
         self.flush();
+        true
+    }
+
+    /// Lets a subscribed socket in again after this room was reloaded, if its user still has
+    /// access; otherwise answers `not_found`.
+    async fn rejoin(&mut self, peer: PeerId, user: UserId, out: &Outbox) -> bool {
+        let role = match (&self.unborn, self.hub.store().access(self.list, user).await) {
+            (_, Ok(access)) => access.role,
+            (Some((owner, _)), Err(StoreError::NotFound)) if *owner == user => Role::Owner,
+            _ => {
+                self.error(out, ListErrorCode::NotFound, "List not found.");
+                return false;
+            }
+        };
+        self.room.join(peer, role);
+        self.members.insert(peer, Member { user, out: out.clone() });
         true
     }
 
@@ -277,21 +310,7 @@ impl RoomTask {
                 // The in-memory document may be damaged: reload it from what is saved.
                 tracing::warn!(list = %self.list, error = %e, "automerge failed on a peer's bytes; reloading");
                 self.error(out, ListErrorCode::InvalidDocument, "The change could not be applied.");
-                self.reload_document();
-            }
-        }
-    }
-
-    fn reload_document(&mut self) {
-        let mut fresh = self.room.doc().clone();
-        // Everything saved is in the document as it was before this message; `fork_at` the
-        // saved heads would need them, so start peers over on a clean copy.
-        let heads = fresh.heads();
-        let peers: Vec<(PeerId, Role)> = self.room.peers().collect();
-        if let Ok(doc) = fresh.automerge_mut().fork_at(&heads) {
-            self.room = Room::new(ListDoc::from_automerge(doc));
-            for (peer, role) in peers {
-                self.room.join(peer, role);
+                self.broken = true;
             }
         }
     }
@@ -389,7 +408,7 @@ impl RoomTask {
                         message: "The server could not save the change; it will be retried.".into(),
                     });
                 }
-                false
+                self.reload_saved().await
             }
         }
     }
@@ -443,14 +462,18 @@ impl RoomTask {
                 Ok((title.to_owned(), version))
             }
             Err(err) => {
-                self.reload_saved().await;
+                // The title edit must not be saved later with someone else's changes.
+                if !self.reload_saved().await {
+                    self.broken = true;
+                }
                 Err(err)
             }
         }
     }
 
-    /// Drops unsaved edits by reloading the document from the store.
-    async fn reload_saved(&mut self) {
+    /// Drops unsaved edits by reloading the document from the store; false if it cannot be
+    /// loaded (the room then closes, and the next command loads it afresh).
+    async fn reload_saved(&mut self) -> bool {
         let peers: Vec<(PeerId, Role)> = self.room.peers().collect();
         if let Some(fresh) = RoomTask::load(self.hub.clone(), self.list, RoomInit::Load).await {
             self.room = fresh.room;
@@ -458,10 +481,13 @@ impl RoomTask {
             self.chunks = fresh.chunks;
             self.stored_bytes = fresh.stored_bytes;
             self.last_seq = fresh.last_seq;
+            // Every peer starts its sync over against the reloaded document.
             for (peer, role) in peers {
                 self.room.join(peer, role);
             }
+            return true;
         }
+        false
     }
 
     /// Sends every peer the sync message it needs now that everything is saved.
