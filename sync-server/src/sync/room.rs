@@ -254,6 +254,8 @@ impl RoomTask {
             let _ = reply.send(self.rename(user, &title, expected).await);
         }
         self.flush();
+        // After the acknowledgements went out, so that compaction never delays them.
+        self.maybe_compact().await;
         true
     }
 
@@ -383,7 +385,6 @@ impl RoomTask {
                 self.room.mark_saved();
                 self.rows = items.into_iter().map(|i| (i.id, i)).collect();
                 Metrics::incr(&self.hub.metrics().changes_merged);
-                self.maybe_compact().await;
                 true
             }
             Err(StoreError::NotFound) => {

@@ -448,8 +448,9 @@ async fn a_list_made_offline_under_a_reserved_id_appears_on_the_server() {
 }
 
 #[tokio::test]
-async fn documents_survive_a_restart() {
-    let mut server = TestServer::start().await;
+async fn documents_survive_a_restart_and_compaction() {
+    // Compact every 5 chunks, so the 20 edits below are mostly in snapshots.
+    let mut server = TestServer::start_with(|c| c.sync.compact_after_chunks = 5).await;
     let alice = server.signup(&email("alice")).await;
     let list = server.create_list(&alice, "Durable").await;
     let id = ListId(list);
@@ -465,6 +466,18 @@ async fn documents_survive_a_restart() {
     drop(a);
     let data_dir = server.dir.path().to_path_buf();
     server.stop().await;
+    let db = tandem_server::store::database::Database::open(
+        &tandem_server::store::database::sqlite_url(&data_dir.join("tandem.db")),
+    )
+    .await
+    .unwrap();
+    let chunks: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM list_changes WHERE list_id = $1")
+        .bind(id.as_i64())
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert!(chunks < 5, "{chunks} chunks left: compaction folds them into the snapshot");
+    db.close().await;
 
     let again = tandem_server::Server::start(crate::support::test_config(&data_dir)).await.unwrap();
     let restarted = TestServer::at(format!("http://{}", again.addr()));
