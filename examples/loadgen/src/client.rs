@@ -1,0 +1,192 @@
+//! Simulated clients: REST calls for accounts and lists, and a sync socket that keeps each
+//! list's document and applies every message it receives, as a real client does.
+
+use std::collections::HashMap;
+
+use anyhow::{Context as _, bail};
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tandem_protocol::automerge::ChangeHash;
+use tandem_protocol::automerge::sync::{Message as SyncMessage, State, SyncDoc as _};
+use tandem_protocol::wire::{ClientMessage, ServerMessage};
+use tandem_protocol::{ListDoc, ListId};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// A signed-in account.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Its email.
+    pub email: String,
+    /// Its bearer token.
+    pub token: String,
+}
+
+/// REST calls against one server.
+#[derive(Debug, Clone)]
+pub struct Rest {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Rest {
+    /// A client of `base`.
+    pub fn new(base: &str) -> Self {
+        Self { base: base.to_owned(), http: reqwest::Client::new() }
+    }
+
+    async fn post(&self, call: &str, token: Option<&str>, body: Value) -> anyhow::Result<Value> {
+        let mut req = self.http.post(format!("{}/api/todolist/{call}", self.base)).json(&body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let reply: Value = req.send().await?.json().await?;
+        if reply["code"] != 200 {
+            bail!("{call} failed: {reply}");
+        }
+        Ok(reply)
+    }
+
+    /// Registers, verifies and logs in a new account (the server must use the demo mailer).
+    pub async fn signup(&self, name: &str) -> anyhow::Result<Account> {
+        let email = format!("{name}-{}@load.example.com", std::process::id());
+        let password = "load-test-password";
+        let reply =
+            self.post("register", None, json!({"email": email, "password": password})).await?;
+        let code =
+            reply["data"]["demo_code"].as_str().context("the server must use the demo mailer")?;
+        self.post("verify", None, json!({"email": email, "code": code})).await?;
+        let reply = self.post("login", None, json!({"email": email, "password": password})).await?;
+        let token = reply["data"]["token"].as_str().context("token")?.to_owned();
+        Ok(Account { email, token })
+    }
+
+    /// Creates a list.
+    pub async fn create(&self, owner: &Account, title: &str) -> anyhow::Result<ListId> {
+        let reply = self.post("create", Some(&owner.token), json!({"title": title})).await?;
+        Ok(ListId(reply["data"]["id"].as_u64().context("list id")?))
+    }
+
+    /// Shares a list.
+    pub async fn share(
+        &self,
+        owner: &Account,
+        list: ListId,
+        email: &str,
+        permission: &str,
+    ) -> anyhow::Result<()> {
+        self.post(
+            "sharelist",
+            Some(&owner.token),
+            json!({"list_id": list, "target_email": email, "permission": permission}),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// One sync socket holding some lists.
+pub struct SyncSocket {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Each held list's document and sync state.
+    pub docs: HashMap<ListId, (ListDoc, State)>,
+    /// Bytes received, frames included.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+}
+
+impl SyncSocket {
+    /// Opens a socket and says hello.
+    pub async fn connect(base: &str, account: &Account) -> anyhow::Result<Self> {
+        let url = format!("{}/api/todolist/sync", base.replace("http://", "ws://"));
+        let mut request = url.into_client_request()?;
+        request.headers_mut().insert("authorization", format!("Bearer {}", account.token).parse()?);
+        let (ws, _) = tokio_tungstenite::connect_async(request).await?;
+        let mut socket = Self { ws, docs: HashMap::new(), bytes_in: 0, bytes_out: 0 };
+        socket.send(ClientMessage::hello()).await?;
+        match socket.recv().await? {
+            Some(ServerMessage::Welcome { .. }) => Ok(socket),
+            other => bail!("expected Welcome, got {other:?}"),
+        }
+    }
+
+    /// Sends one message.
+    pub async fn send(&mut self, message: ClientMessage) -> anyhow::Result<()> {
+        let frame = message.encode();
+        self.bytes_out += frame.len() as u64;
+        self.ws.send(Message::Binary(frame.into())).await?;
+        Ok(())
+    }
+
+    /// The next message (None when the socket closed).
+    pub async fn recv(&mut self) -> anyhow::Result<Option<ServerMessage>> {
+        while let Some(frame) = self.ws.next().await {
+            match frame? {
+                Message::Binary(bytes) => {
+                    self.bytes_in += bytes.len() as u64;
+                    return Ok(Some(ServerMessage::decode(&bytes)?));
+                }
+                Message::Close(_) => return Ok(None),
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// Starts holding `list` with an empty document and asks the server for it.
+    pub async fn subscribe(&mut self, list: ListId) -> anyhow::Result<()> {
+        self.docs.insert(list, (ListDoc::empty(), State::new()));
+        self.push(list).await
+    }
+
+    /// Sends the list's next sync message, if it needs one.
+    pub async fn push(&mut self, list: ListId) -> anyhow::Result<()> {
+        let (doc, state) = self.docs.get_mut(&list).context("list not held")?;
+        let message = doc.automerge_mut().sync().generate_sync_message(state);
+        if let Some(m) = message {
+            self.send(ClientMessage::Sync { list, data: m.encode() }).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies a server message; returns the list a sync message changed, and answers it.
+    pub async fn apply(&mut self, message: ServerMessage) -> anyhow::Result<Option<ListId>> {
+        match message {
+            ServerMessage::Sync { list, data } => {
+                let (doc, state) =
+                    self.docs.entry(list).or_insert_with(|| (ListDoc::empty(), State::new()));
+                doc.automerge_mut()
+                    .sync()
+                    .receive_sync_message(state, SyncMessage::decode(&data)?)?;
+                self.push(list).await?;
+                Ok(Some(list))
+            }
+            ServerMessage::ListError { list, code, message } => {
+                bail!("list {list}: {code:?}: {message}")
+            }
+            ServerMessage::Error { code, message } => bail!("connection: {code:?}: {message}"),
+            _ => Ok(None),
+        }
+    }
+
+    /// Receives and applies messages until `list` has a document.
+    pub async fn wait_loaded(&mut self, list: ListId) -> anyhow::Result<()> {
+        while self.docs[&list].0.title().is_err() {
+            let message = self.recv().await?.context("closed while loading")?;
+            self.apply(message).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the server has acknowledged everything in the list's document.
+    pub fn acknowledged(&mut self, list: ListId) -> bool {
+        let (doc, state) = self.docs.get_mut(&list).expect("held");
+        let ours: Vec<ChangeHash> = doc.heads();
+        let theirs = state.their_heads.clone().unwrap_or_default();
+        ours.iter().all(|h| theirs.contains(h))
+            || ours.iter().all(|h| state.shared_heads.contains(h))
+    }
+}
