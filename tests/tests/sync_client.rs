@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tandem_client::events::ChangeKind;
 use tandem_client::sync::ListSyncStatus;
-use tandem_client::{Client, ClientConfig, Error, Item, ListId, Role, SyncEngine, SyncReport};
+use tandem_client::{
+    Client, ClientConfig, Error, Item, ListId, Role, SyncConfig, SyncEngine, SyncReport,
+};
 use tandem_server::{Config, Server};
 use tempfile::TempDir;
 
@@ -300,4 +302,102 @@ async fn deleting_and_unsharing_reach_the_other_devices() {
 
     bob.sync_in_step().await;
     assert!(bob.client.lists().unwrap().is_empty(), "{:?}", bob.client.lists());
+}
+
+/// A TCP relay in front of the server that the test can cut (dropping every connection and
+/// refusing new ones) and restore, possibly towards a restarted server.
+struct Relay {
+    addr: std::net::SocketAddr,
+    target: Arc<Mutex<Option<std::net::SocketAddr>>>,
+    cuts: tokio::sync::watch::Sender<u64>,
+}
+
+impl Relay {
+    async fn start(target: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let target = Arc::new(Mutex::new(Some(target)));
+        let (cuts, _) = tokio::sync::watch::channel(0u64);
+        let (to, cut) = (Arc::clone(&target), cuts.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                let Some(target) = *to.lock().unwrap() else { continue };
+                let mut cut = cut.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { addr, target, cuts }
+    }
+
+    /// Drops every relayed connection; new ones are closed at once.
+    fn cut(&self) {
+        *self.target.lock().unwrap() = None;
+        self.cuts.send_modify(|n| *n += 1);
+    }
+
+    /// Relays to `target` again.
+    fn restore(&self, target: std::net::SocketAddr) {
+        *self.target.lock().unwrap() = Some(target);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_sync_reconnects_after_a_server_restart_and_pushes_what_was_missed() {
+    let mut server = TestServer::start().await;
+    let relay = Relay::start(server.server.as_ref().unwrap().addr()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::open(
+        ClientConfig::new(dir.path()).with_server_url(format!("http://{}", relay.addr)),
+    )
+    .unwrap();
+    let alice = Device { _dir: dir, client: Arc::new(client), email: unique_email("alice") };
+    alice.sign_up().await;
+    let list = alice.client.create_list("Survives restarts").unwrap().id;
+    alice.client.add_item(list, "before").unwrap();
+    alice.sync_in_step().await;
+    let config = SyncConfig {
+        backoff_min: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(400),
+        ..SyncConfig::default()
+    };
+    let handle = SyncEngine::with_config(Arc::clone(&alice.client), config).start().unwrap();
+    eventually("connected", || handle.status().connected).await;
+
+    // The server goes away (the relay drops the socket, as a dying process would).
+    relay.cut();
+    let running = server.server.take().unwrap();
+    running.shutdown_token().cancel();
+    eventually("the engine notices", || !handle.status().connected).await;
+    let missed = alice.client.add_item(list, "while the server was down").unwrap();
+
+    let mut config = Config::embedded(server._dir.path());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.throttle.per_address_per_minute = 100_000;
+    config.throttle.per_account_per_minute = 1000;
+    let restarted = Server::start(config).await.expect("server restarts");
+    relay.restore(restarted.addr());
+    server.base = format!("http://{}", restarted.addr());
+    server.server = Some(restarted);
+    let token = alice.token();
+    let mut on_server = false;
+    for _ in 0..400 {
+        let (status, body) = server.read(&token, list).await;
+        if status == 200 && rest_items(&body).iter().any(|(id, _, _)| *id == missed.0) {
+            on_server = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(on_server, "the edit made while the server was down reached it after the restart");
+    assert!(handle.status().connections >= 2, "{:?}", handle.status());
+    handle.stop();
 }

@@ -36,7 +36,10 @@ pub(crate) fn sync(
         }
         let in_step = report.lists.iter().filter(|l| l.status == ListSyncStatus::InStep).count();
         if report.in_step {
-            lines.push(format!("All {in_step} lists are in step with the server."));
+            lines.push(match in_step {
+                1 => "The list is in step with the server.".to_owned(),
+                n => format!("All {n} lists are in step with the server."),
+            });
         }
         lines.join("\n")
     })?;
