@@ -38,6 +38,11 @@ pub struct SyncConfig {
     /// How often a connected engine looks for changes made by other processes on the same
     /// store (its own process's edits are pushed at once).
     pub poll_every: Duration,
+    /// How often to ping the server (the server pings too; this catches dead connections
+    /// the server cannot tell us about).
+    pub ping_every: Duration,
+    /// Reconnect when nothing at all arrived for this long.
+    pub idle_timeout: Duration,
 }
 
 impl Default for SyncConfig {
@@ -47,6 +52,8 @@ impl Default for SyncConfig {
             backoff_max: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             poll_every: Duration::from_secs(1),
+            ping_every: Duration::from_secs(25),
+            idle_timeout: Duration::from_secs(70),
         }
     }
 }
@@ -214,6 +221,8 @@ impl SyncEngine {
             stop: None,
             poll_every: self.config.poll_every,
             until_settled: true,
+            ping_every: self.config.ping_every,
+            idle_timeout: self.config.idle_timeout,
         };
         let pumped = tokio::time::timeout_at(
             deadline,
@@ -333,6 +342,8 @@ impl SyncEngine {
             stop: Some(stop),
             poll_every: self.config.poll_every,
             until_settled: false,
+            ping_every: self.config.ping_every,
+            idle_timeout: self.config.idle_timeout,
         };
         let result = socket::pump(&mut socket, &mut session, inputs, || async {
             self.housekeeping().await.map(drop)
@@ -372,5 +383,38 @@ impl SyncHandle {
 impl Drop for SyncHandle {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_the_cap_with_jitter_in_the_upper_half() {
+        let config = SyncConfig {
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            ..SyncConfig::default()
+        };
+        for attempt in 0..40 {
+            let full = (Duration::from_millis(100) * 2u32.pow(attempt.min(20)))
+                .min(Duration::from_secs(5));
+            let delay = config.backoff(attempt);
+            assert!(delay >= full / 2 && delay <= full, "attempt {attempt}: {delay:?}");
+        }
+    }
+
+    #[test]
+    fn sync_urls_follow_the_server_url() {
+        assert_eq!(
+            socket::sync_url("http://127.0.0.1:8080/").unwrap(),
+            "ws://127.0.0.1:8080/api/todolist/sync"
+        );
+        assert_eq!(
+            socket::sync_url("https://tandem.example").unwrap(),
+            "wss://tandem.example/api/todolist/sync"
+        );
+        assert!(socket::sync_url("ftp://x").is_err());
     }
 }

@@ -82,6 +82,10 @@ pub(crate) struct Inputs<'a> {
     pub poll_every: Duration,
     /// Return as soon as the session is settled (one-round sync).
     pub until_settled: bool,
+    /// Send a WebSocket ping this often, so a dead connection shows.
+    pub ping_every: Duration,
+    /// Give the connection up when nothing at all (not even a pong) arrived for this long.
+    pub idle_timeout: Duration,
 }
 
 /// A local change the background loop was told about.
@@ -121,6 +125,8 @@ where
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate
     let mut ticks: u64 = 0;
+    let mut last_heard = tokio::time::Instant::now();
+    let mut last_ping = tokio::time::Instant::now();
     loop {
         if inputs.until_settled && session.settled()? {
             let _ = socket.close(None).await;
@@ -143,7 +149,7 @@ where
             }
         };
         let out = tokio::select! {
-            frame = socket.next() => match frame {
+            frame = socket.next() => { last_heard = tokio::time::Instant::now(); match frame {
                 None => return Err(Error::Offline("the server closed the sync connection".into())),
                 Some(Err(e)) => return Err(Error::Offline(format!("sync connection lost: {e}"))),
                 Some(Ok(Message::Binary(bytes))) => {
@@ -157,7 +163,7 @@ where
                     return Err(Error::Offline(format!("the server closed the sync connection {reason}").trim_end().to_owned()));
                 }
                 Some(Ok(_)) => Vec::new(), // ping/pong (answered by tungstenite), text: ignored
-            },
+            }},
             change = local => match change {
                 Some(ListChange::Edited(list)) => session.local_changed(list)?,
                 Some(ListChange::Lists) => {
@@ -170,6 +176,19 @@ where
             },
             _ = tick.tick() => {
                 ticks += 1;
+                if last_heard.elapsed() >= inputs.idle_timeout {
+                    return Err(Error::Offline(format!(
+                        "no word from the server for {} s",
+                        inputs.idle_timeout.as_secs()
+                    )));
+                }
+                if last_ping.elapsed() >= inputs.ping_every {
+                    last_ping = tokio::time::Instant::now();
+                    socket
+                        .send(Message::Ping(Vec::new().into()))
+                        .await
+                        .map_err(|e| Error::Offline(format!("sync connection lost: {e}")))?;
+                }
                 // Lists stopped by a transient server error get another go now and then.
                 session.poll(ticks.is_multiple_of(10))?
             }
