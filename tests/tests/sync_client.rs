@@ -401,3 +401,38 @@ async fn background_sync_reconnects_after_a_server_restart_and_pushes_what_was_m
     assert!(handle.status().connections >= 2, "{:?}", handle.status());
     handle.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_made_offline_before_a_downgrade_to_viewer_are_refused_reported_and_undone() {
+    let server = TestServer::start().await;
+    let alice = Device::signed_up(&server, "alice").await;
+    let bob = Device::signed_up(&server, "bob").await;
+    let list = alice.client.create_list("Downgraded").unwrap().id;
+    alice.client.add_item(list, "kept").unwrap();
+    alice.sync_in_step().await;
+    alice.client.share_list(list, &bob.email, Role::Editor).await.unwrap();
+    bob.sync_in_step().await;
+
+    // Bob edits offline while alice makes him a viewer.
+    bob.client.add_item(list, "made as an editor, offline").unwrap();
+    alice.client.share_list(list, &bob.email, Role::Viewer).await.unwrap();
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&errors);
+    bob.client.subscribe(move |e| {
+        if let ChangeKind::SyncError { code, .. } = &e.kind {
+            seen.lock().unwrap().push((e.list_id, code.clone()));
+        }
+    });
+    let report = bob.sync().await;
+    assert!(!report.in_step, "the refusal is reported: {report:?}");
+    assert_eq!(report.failures[0].code, "forbidden", "{report:?}");
+    assert_eq!(errors.lock().unwrap().as_slice(), &[(list, "forbidden".to_owned())]);
+    assert_eq!(bob.client.list(list).unwrap().role, Role::Viewer);
+    assert_eq!(bob.items(list), alice.items(list), "bob's refused item is undone");
+
+    alice.sync_in_step().await;
+    assert_eq!(alice.items(list).len(), 1);
+    let (_, body) = server.read(&alice.token(), list).await;
+    assert_eq!(rest_items(&body).len(), 1, "{body}");
+    bob.sync_in_step().await;
+}

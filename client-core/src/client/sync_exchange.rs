@@ -154,6 +154,53 @@ impl Client {
         Ok(hashes.iter().all(|h| doc.automerge_mut().get_change_by_hash(h).is_some()))
     }
 
+    /// Drops every change of the list's document that is not in the history at `heads`
+    /// (the server's): used when the server holds this user as a viewer and so will never
+    /// take the changes made here (say, edits made offline just before a downgrade). The
+    /// document, items and title go back to the server's state in one transaction, and
+    /// `RemoteChanged` is emitted. Returns whether anything was dropped. Refuses (and
+    /// changes nothing) unless the document holds all of `heads`.
+    pub fn discard_changes_after(&self, list: ListId, heads: &[ChangeHash]) -> Result<bool> {
+        if heads.is_empty() {
+            return Ok(false);
+        }
+        let changed = {
+            let mut guard = self.lock();
+            let Inner { conn, docs } = &mut *guard;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if lists::get(&tx, list)?.is_none_or(|r| r.deleted) {
+                return Err(Error::NotFound(format!("no list {list}")));
+            }
+            let cached = cached_doc(&tx, docs, list)?;
+            let mut ours = cached.doc.heads();
+            let mut theirs = heads.to_vec();
+            ours.sort();
+            theirs.sort();
+            if ours == theirs {
+                return Ok(false);
+            }
+            let fork = cached.doc.automerge_mut().fork_at(heads).map_err(|e| {
+                Error::InvalidInput(format!(
+                    "list {list}: cannot go back to the server's state: {e}"
+                ))
+            })?;
+            let mut doc = tandem_protocol::ListDoc::from_automerge(fork);
+            doc.validate().map_err(|e| Error::InvalidInput(e.to_string()))?;
+            let stats = documents::replace(&tx, list, &doc.save())?;
+            items::replace_all(&tx, list, &doc)?;
+            let title = doc.title().map_err(|e| Error::Internal(e.to_string()))?;
+            lists::set_title(&tx, list, &title)?;
+            tx.commit()?;
+            cached.doc = doc;
+            cached.generation = stats.generation;
+            true
+        };
+        if changed {
+            self.emit(list, ChangeKind::RemoteChanged);
+        }
+        Ok(changed)
+    }
+
     /// Gives every provisional list an id the server reserved for this user (each one list,
     /// id change and reservation use in one transaction) and emits `IdRemapped` for each.
     /// Lists left provisional (no reserved id left) stay so. Returns `(old, new)` pairs.

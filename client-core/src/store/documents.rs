@@ -135,3 +135,24 @@ pub fn compact(conn: &Connection, list: ListId, snapshot: &[u8]) -> Result<(), E
     .execute(params![list.as_i64(), snapshot, snapshot.len() as i64])?;
     Ok(())
 }
+
+/// Replaces the whole document with `snapshot` (different content: some changes were
+/// dropped) and bumps the generation so that other processes reload it.
+pub fn replace(conn: &Connection, list: ListId, snapshot: &[u8]) -> Result<DocStats, Error> {
+    compact(conn, list, snapshot)?;
+    let stats = conn
+        .prepare_cached(
+            "UPDATE documents SET generation = generation + 1 WHERE list_id = ?1
+             RETURNING snapshot_bytes, changes_count, changes_bytes, generation",
+        )?
+        .query_row([list.as_i64()], |r| {
+            Ok(DocStats {
+                snapshot_bytes: r.get(0)?,
+                changes_count: r.get(1)?,
+                changes_bytes: r.get(2)?,
+                generation: r.get(3)?,
+            })
+        })
+        .optional()?;
+    stats.ok_or_else(|| Error::Storage(format!("list {list} has no stored document")))
+}

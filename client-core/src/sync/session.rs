@@ -255,6 +255,9 @@ impl Session {
             Ok(received) => {
                 entry.heard = true;
                 entry.server_heads = received.server_heads;
+                if entry.state.is_peer_read_only() {
+                    self.drop_refused_local_changes(list)?;
+                }
             }
             Err(Error::NotFound(_)) => {
                 self.lists.remove(&list);
@@ -270,6 +273,27 @@ impl Session {
             Err(e) => return Err(e),
         }
         Ok(self.generate(list)?.into_iter().collect())
+    }
+
+    /// The server holds this user as a viewer of `list`, so changes made here (before a
+    /// downgrade, say) will never be taken: go back to the server's document and say so.
+    fn drop_refused_local_changes(&mut self, list: ListId) -> Result<()> {
+        let Some(entry) = self.lists.get(&list) else { return Ok(()) };
+        let heads = entry.server_heads.clone();
+        if heads.is_empty() || sorted(self.client.heads(list)?) == sorted(heads.clone()) {
+            return Ok(());
+        }
+        if !self.client.has_changes(list, &heads)? {
+            return Ok(()); // still receiving the server's changes
+        }
+        if self.client.discard_changes_after(list, &heads)? {
+            self.fail(
+                list,
+                "forbidden",
+                "you can only view this list: changes made here were refused and undone".into(),
+            );
+        }
+        Ok(())
     }
 
     fn access(&mut self, list: ListId, role: Role) -> Result<Vec<ClientMessage>> {
