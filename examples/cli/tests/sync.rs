@@ -117,7 +117,8 @@ fn two_devices_sync_watch_and_a_refused_viewer_through_the_cli() {
     let ids: Vec<String> =
         a["items"].as_array().unwrap().iter().map(|i| i["id"].to_string()).collect();
     assert!(ids.contains(&bread) && ids.contains(&jam), "{a}");
-    let milk_item = a["items"].as_array().unwrap().iter().find(|i| i["id"].to_string() == milk);
+    let milk_item =
+        a["items"].as_array().unwrap().iter().find(|i| i["id"].as_u64() == milk.parse().ok());
     assert_eq!(milk_item.unwrap()["content"], "oat milk");
     assert_eq!(milk_item.unwrap()["done"], true);
 
@@ -140,7 +141,9 @@ fn two_devices_sync_watch_and_a_refused_viewer_through_the_cli() {
         let event: Value = serde_json::from_str(&line).expect("one JSON object per line");
         assert_eq!(event["list_id"].to_string(), list);
         let items = event["list"]["items"].as_array().cloned().unwrap_or_default();
-        if event["kind"] == "remote_changed" && items.iter().any(|i| i["id"].to_string() == eggs) {
+        if event["kind"] == "remote_changed"
+            && items.iter().any(|i| i["id"].as_u64() == eggs.parse().ok())
+        {
             seen = true;
             break;
         }
