@@ -436,3 +436,36 @@ async fn edits_made_offline_before_a_downgrade_to_viewer_are_refused_reported_an
     assert_eq!(rest_items(&body).len(), 1, "{body}");
     bob.sync_in_step().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_device_drops_lists_deleted_or_unshared_elsewhere() {
+    let server = TestServer::start().await;
+    let alice = Device::signed_up(&server, "alice").await;
+    let bob = Device::signed_up(&server, "bob").await;
+    let doomed = alice.client.create_list("Doomed").unwrap().id;
+    let private = alice.client.create_list("Private again").unwrap().id;
+    alice.sync_in_step().await;
+    alice.client.share_list(doomed, &bob.email, Role::Editor).await.unwrap();
+    alice.client.share_list(private, &bob.email, Role::Viewer).await.unwrap();
+    let deleted = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&deleted);
+    bob.client.subscribe(move |e| {
+        if e.kind == ChangeKind::Deleted {
+            seen.lock().unwrap().push(e.list_id);
+        }
+    });
+    let bob_sync = SyncEngine::new(Arc::clone(&bob.client)).start().unwrap();
+    eventually("bob has both lists", || bob.client.lists().is_ok_and(|l| l.len() == 2)).await;
+
+    alice.client.delete_list(doomed).unwrap();
+    alice.sync_in_step().await;
+    alice.client.unshare_list(private, &bob.email).await.unwrap();
+    eventually("both lists leave bob's device", || bob.client.lists().is_ok_and(|l| l.is_empty()))
+        .await;
+    let mut told = deleted.lock().unwrap().clone();
+    told.sort();
+    let mut expected = vec![doomed, private];
+    expected.sort();
+    assert_eq!(told, expected, "bob's app was told about each");
+    bob_sync.stop();
+}
