@@ -469,3 +469,29 @@ async fn a_connected_device_drops_lists_deleted_or_unshared_elsewhere() {
     assert_eq!(told, expected, "bob's app was told about each");
     bob_sync.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_lists_sync_without_tripping_the_servers_message_rate_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::embedded(dir.path());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.throttle.per_address_per_minute = 100_000;
+    config.throttle.per_account_per_minute = 1000;
+    config.sync.messages_per_second = 8;
+    let running = Server::start(config).await.expect("server starts");
+    let base = format!("http://{}", running.addr());
+    let server = TestServer { server: Some(running), base, _dir: dir };
+    let alice = Device::signed_up(&server, "alice").await;
+    let lists: Vec<ListId> =
+        (0..6).map(|i| alice.client.create_list(&format!("List {i}")).unwrap().id).collect();
+    let engine = SyncEngine::with_config(
+        Arc::clone(&alice.client),
+        SyncConfig { max_messages_per_second: 6, ..SyncConfig::default() },
+    );
+    let report = engine.sync_once(Duration::from_secs(60)).await.unwrap();
+    assert!(report.in_step, "{report:?}");
+    for list in lists {
+        let (status, body) = server.read(&alice.token(), list).await;
+        assert_eq!(status, 200, "{body}");
+    }
+}

@@ -43,6 +43,9 @@ pub struct SyncConfig {
     pub ping_every: Duration,
     /// Reconnect when nothing at all arrived for this long.
     pub idle_timeout: Duration,
+    /// Most messages sent per second; keep it under the server's per-socket limit (200 by
+    /// default), which closes sockets that go over.
+    pub max_messages_per_second: u32,
 }
 
 impl Default for SyncConfig {
@@ -54,6 +57,7 @@ impl Default for SyncConfig {
             poll_every: Duration::from_secs(1),
             ping_every: Duration::from_secs(25),
             idle_timeout: Duration::from_secs(70),
+            max_messages_per_second: 100,
         }
     }
 }
@@ -223,6 +227,7 @@ impl SyncEngine {
             until_settled: true,
             ping_every: self.config.ping_every,
             idle_timeout: self.config.idle_timeout,
+            max_messages_per_second: self.config.max_messages_per_second,
         };
         let pumped = tokio::time::timeout_at(
             deadline,
@@ -344,6 +349,7 @@ impl SyncEngine {
             until_settled: false,
             ping_every: self.config.ping_every,
             idle_timeout: self.config.idle_timeout,
+            max_messages_per_second: self.config.max_messages_per_second,
         };
         let result = socket::pump(&mut socket, &mut session, inputs, || async {
             self.housekeeping().await.map(drop)

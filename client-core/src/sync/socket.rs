@@ -86,6 +86,8 @@ pub(crate) struct Inputs<'a> {
     pub ping_every: Duration,
     /// Give the connection up when nothing at all (not even a pong) arrived for this long.
     pub idle_timeout: Duration,
+    /// Most messages sent per second.
+    pub max_messages_per_second: u32,
 }
 
 /// A local change the background loop was told about.
@@ -97,8 +99,45 @@ pub(crate) enum ListChange {
     Lists,
 }
 
-async fn send_all(socket: &mut Socket, messages: Vec<ClientMessage>) -> Result<()> {
+/// Keeps the client under the server's per-socket message rate (the server closes a socket
+/// that goes over it): at most `max` messages per one-second window, waiting for the next
+/// window when the budget is spent. A device with hundreds of lists would otherwise burst
+/// past the limit on every connect, be cut off, and never finish.
+pub(crate) struct Pace {
+    max: u32,
+    window_start: tokio::time::Instant,
+    sent: u32,
+}
+
+impl Pace {
+    /// A pace of `max` messages per second (at least one).
+    pub(crate) fn new(max: u32) -> Self {
+        Self { max: max.max(1), window_start: tokio::time::Instant::now(), sent: 0 }
+    }
+
+    /// Waits until one more message may go.
+    pub(crate) async fn ready(&mut self) {
+        let window = Duration::from_secs(1);
+        if self.window_start.elapsed() >= window {
+            self.window_start = tokio::time::Instant::now();
+            self.sent = 0;
+        }
+        if self.sent >= self.max {
+            tokio::time::sleep_until(self.window_start + window).await;
+            self.window_start = tokio::time::Instant::now();
+            self.sent = 0;
+        }
+        self.sent += 1;
+    }
+}
+
+async fn send_all(
+    socket: &mut Socket,
+    pace: &mut Pace,
+    messages: Vec<ClientMessage>,
+) -> Result<()> {
     for message in messages {
+        pace.ready().await;
         socket
             .send(Message::Binary(message.encode().into()))
             .await
@@ -120,7 +159,8 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
-    send_all(socket, vec![session.hello()]).await?;
+    let mut pace = Pace::new(inputs.max_messages_per_second);
+    send_all(socket, &mut pace, vec![session.hello()]).await?;
     let mut tick = tokio::time::interval(inputs.poll_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate
@@ -197,6 +237,23 @@ where
                 return Ok(Ended::Stopped);
             }
         };
-        send_all(socket, out).await?;
+        send_all(socket, &mut pace, out).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pace_spends_its_budget_then_waits_for_the_next_window() {
+        let start = tokio::time::Instant::now();
+        let mut pace = Pace::new(3);
+        for _ in 0..3 {
+            pace.ready().await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "the budget goes at once");
+        pace.ready().await;
+        assert!(start.elapsed() >= Duration::from_secs(1), "the fourth waits for the next second");
     }
 }
