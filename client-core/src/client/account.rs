@@ -96,7 +96,7 @@ impl Client {
         Ok(())
     }
 
-    /// Asks the server for more reserved list ids when fewer than [`RESERVE_LOW_WATER`] are
+    /// Asks the server for more reserved list ids when fewer than `RESERVE_LOW_WATER` (5) are
     /// left; returns how many are now in the pool. The sync engine calls this whenever it
     /// is connected.
     pub async fn refill_reserved_ids(&self) -> Result<usize> {
