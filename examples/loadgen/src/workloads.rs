@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tandem_protocol::{ItemId, ListId};
-use tokio::sync::{Barrier, Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::client::{Account, Rest, SyncSocket};
@@ -15,6 +15,8 @@ use crate::stats::Percentiles;
 
 /// Time after the load stops for the last deliveries to arrive.
 const GRACE: Duration = Duration::from_secs(2);
+/// Longest wait for an acknowledgement before the run fails.
+const ACK_PATIENCE: Duration = Duration::from_secs(10);
 /// Most REST calls or socket setups in flight at once.
 const SETUP_CONCURRENCY: usize = 32;
 
@@ -44,6 +46,51 @@ async fn make_lists(
         lists.push(list??);
     }
     Ok(lists)
+}
+
+/// Holds every simulated client at the starting line until all are connected and loaded,
+/// and lets a failed setup end the run instead of leaving the others waiting.
+#[derive(Clone)]
+struct Gate {
+    ready: mpsc::UnboundedSender<()>,
+    go: watch::Receiver<bool>,
+}
+
+impl Gate {
+    /// A gate for some clients, and the handle that opens it.
+    fn new() -> (Self, mpsc::UnboundedReceiver<()>, watch::Sender<bool>) {
+        let (ready, readies) = mpsc::unbounded_channel();
+        let (open, go) = watch::channel(false);
+        (Self { ready, go }, readies, open)
+    }
+
+    /// Says this client is ready and waits for the start.
+    async fn wait(mut self) -> anyhow::Result<()> {
+        let _ = self.ready.send(());
+        self.go.wait_for(|open| *open).await?;
+        Ok(())
+    }
+}
+
+/// Waits for `n` clients to be ready, or for one of the tasks to fail, then opens the gate.
+async fn start_when_ready<T: 'static>(
+    n: usize,
+    mut readies: mpsc::UnboundedReceiver<()>,
+    open: watch::Sender<bool>,
+    tasks: &mut JoinSet<anyhow::Result<T>>,
+) -> anyhow::Result<()> {
+    let mut ready = 0;
+    while ready < n {
+        tokio::select! {
+            Some(()) = readies.recv() => ready += 1,
+            Some(done) = tasks.join_next() => {
+                done??;
+                anyhow::bail!("a client finished before the start");
+            }
+        }
+    }
+    open.send(true)?;
+    Ok(())
 }
 
 /// Microseconds since `start`, written into an item so that readers can time its delivery.
@@ -81,7 +128,8 @@ pub async fn fanout(
     let reader = rest.signup("reader").await?;
     let ids = make_lists(&rest, &owner, Some(&reader), lists).await?;
     let start = Instant::now();
-    let ready = Arc::new(Barrier::new(ids.len() * (readers + 1) + 1));
+    let (gate, readies, open) = Gate::new();
+    let clients = ids.len() * (readers + 1);
     let load_ends = Duration::from_secs(seconds);
     let (latencies, mut received) = mpsc::unbounded_channel::<u64>();
     let mut tasks: JoinSet<anyhow::Result<u64>> = JoinSet::new();
@@ -89,13 +137,13 @@ pub async fn fanout(
     for &list in &ids {
         for _ in 0..readers {
             let (base, account, go, latencies) =
-                (server.base.clone(), reader.clone(), ready.clone(), latencies.clone());
+                (server.base.clone(), reader.clone(), gate.clone(), latencies.clone());
             tasks.spawn(async move {
                 let mut socket = SyncSocket::connect(&base, &account).await?;
                 socket.subscribe(list).await?;
                 socket.wait_loaded(list).await?;
                 let mut seen = HashSet::new();
-                go.wait().await;
+                go.wait().await?;
                 let began = Instant::now();
                 while began.elapsed() < load_ends + GRACE {
                     let wait = (load_ends + GRACE).saturating_sub(began.elapsed());
@@ -112,12 +160,12 @@ pub async fn fanout(
                 Ok(0)
             });
         }
-        let (base, account, go) = (server.base.clone(), owner.clone(), ready.clone());
+        let (base, account, go) = (server.base.clone(), owner.clone(), gate.clone());
         tasks.spawn(async move {
             let mut socket = SyncSocket::connect(&base, &account).await?;
             socket.subscribe(list).await?;
             socket.wait_loaded(list).await?;
-            go.wait().await;
+            go.wait().await?;
             let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
             let began = Instant::now();
             let mut edits = 0u64;
@@ -139,7 +187,7 @@ pub async fn fanout(
         });
     }
     drop(latencies);
-    ready.wait().await;
+    start_when_ready(clients, readies, open, &mut tasks).await?;
     let mut edits = 0;
     while let Some(result) = tasks.join_next().await {
         edits += result??;
@@ -165,18 +213,19 @@ pub async fn throughput(server: &Server, lists: usize, seconds: u64) -> anyhow::
     let owner = rest.signup("writer").await?;
     let reader = rest.signup("reader").await?;
     let ids = make_lists(&rest, &owner, Some(&reader), lists).await?;
-    let ready = Arc::new(Barrier::new(ids.len() * 3 + 1));
+    let (gate, readies, open) = Gate::new();
+    let clients = ids.len() * 3;
     let load_ends = Duration::from_secs(seconds);
     let cpu_before = server.usage().map(|u| u.cpu_secs);
-    let mut writers: JoinSet<anyhow::Result<u64>> = JoinSet::new();
-    let mut readers: JoinSet<anyhow::Result<usize>> = JoinSet::new();
+    // (edits made, edits seen) per client.
+    let mut tasks: JoinSet<anyhow::Result<(u64, u64)>> = JoinSet::new();
     for &list in &ids {
-        let (base, account, go) = (server.base.clone(), reader.clone(), ready.clone());
-        readers.spawn(async move {
+        let (base, account, go) = (server.base.clone(), reader.clone(), gate.clone());
+        tasks.spawn(async move {
             let mut socket = SyncSocket::connect(&base, &account).await?;
             socket.subscribe(list).await?;
             socket.wait_loaded(list).await?;
-            go.wait().await;
+            go.wait().await?;
             let began = Instant::now();
             while began.elapsed() < load_ends + GRACE {
                 let wait = (load_ends + GRACE).saturating_sub(began.elapsed());
@@ -184,15 +233,15 @@ pub async fn throughput(server: &Server, lists: usize, seconds: u64) -> anyhow::
                 let Some(message) = message? else { break };
                 socket.apply(message).await?;
             }
-            Ok(socket.docs[&list].0.item_count()?)
+            Ok((0, socket.docs[&list].0.item_count()? as u64))
         });
         for w in 0..2u64 {
-            let (base, account, go) = (server.base.clone(), owner.clone(), ready.clone());
-            writers.spawn(async move {
+            let (base, account, go) = (server.base.clone(), owner.clone(), gate.clone());
+            tasks.spawn(async move {
                 let mut socket = SyncSocket::connect(&base, &account).await?;
                 socket.subscribe(list).await?;
                 socket.wait_loaded(list).await?;
-                go.wait().await;
+                go.wait().await?;
                 let began = Instant::now();
                 let mut edits = 0u64;
                 while began.elapsed() < load_ends {
@@ -205,22 +254,23 @@ pub async fn throughput(server: &Server, lists: usize, seconds: u64) -> anyhow::
                         .add_item(ItemId(edits * 2 + w), "x")?;
                     socket.push(list).await?;
                     while !socket.acknowledged(list) {
-                        let message = socket.recv().await?.context("closed")?;
+                        let wait = tokio::time::timeout(ACK_PATIENCE, socket.recv()).await;
+                        let message = wait
+                            .map_err(|_| anyhow::anyhow!("list {list}: edit {edits} not acknowledged within {ACK_PATIENCE:?}"))??
+                            .context("closed")?;
                         socket.apply(message).await?;
                     }
                 }
-                Ok(edits)
+                Ok((edits, 0))
             });
         }
     }
-    ready.wait().await;
-    let mut made = 0;
-    while let Some(result) = writers.join_next().await {
-        made += result??;
-    }
-    let mut seen = 0;
-    while let Some(result) = readers.join_next().await {
-        seen += result??;
+    start_when_ready(clients, readies, open, &mut tasks).await?;
+    let (mut made, mut seen) = (0, 0);
+    while let Some(result) = tasks.join_next().await {
+        let (m, s) = result??;
+        made += m;
+        seen += s;
     }
     let cpu = match (cpu_before, server.usage()) {
         (Some(before), Some(after)) => {
