@@ -53,7 +53,8 @@ use store::Store;
 const THROTTLE_SWEEP: Duration = Duration::from_secs(60);
 
 /// Opens the store (creating and migrating databases) and builds the shared state.
-pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+/// Cancelling `shutdown` closes every sync socket.
+pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow::Result<AppState> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data folder {}", config.data_dir.display()))?;
     let ids = Snowflake::new(u64::from(config.node_id)).context("--node-id")?;
@@ -64,7 +65,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let store = Store::open(&config.shards, &config.data_dir).await.context("opening the store")?;
     let passwords = PasswordHasher::new(config.auth.max_concurrent_hashes).await?;
     let metrics = Arc::new(metrics::Metrics::default());
-    let hub = sync::Hub::new(store.clone(), config.sync.clone(), metrics.clone());
+    let hub = sync::Hub::new(store.clone(), config.sync.clone(), metrics.clone(), shutdown);
     Ok(AppState {
         hub,
         metrics,
@@ -92,13 +93,13 @@ impl Server {
     /// Binds `config.listen` (port 0 picks a free port) and serves until [`Server::shutdown`].
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         let listen = config.listen;
-        let state = build_state(config).await?;
+        let shutdown = CancellationToken::new();
+        let state = build_state(config, shutdown.clone()).await?;
         let store = state.store.clone();
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
         let addr = listener.local_addr()?;
-        let shutdown = CancellationToken::new();
 
         let throttle = state.throttle.clone();
         let sweeper_stop = shutdown.clone();

@@ -72,9 +72,14 @@ pub async fn serve(socket: WebSocket, hub: Hub, user: UserId, email: String) {
         limiter: RateLimiter::direct(quota),
     };
     let silence = Duration::from_secs(config.idle_timeout_secs);
+    let shutdown = hub.shutdown().clone();
     loop {
         let next = tokio::select! {
             _ = kill.cancelled() => break,
+            _ = shutdown.cancelled() => {
+                session.fatal(ErrorCode::ShuttingDown, "The server is shutting down; reconnect later.");
+                break;
+            }
             next = tokio::time::timeout(silence, stream.next()) => next,
         };
         let message = match next {
@@ -93,6 +98,16 @@ pub async fn serve(socket: WebSocket, hub: Hub, user: UserId, email: String) {
     }
     session.close().await;
     kill.cancel();
+    // Read on until the client answers our Close (or briefly), so that closing with its
+    // frames unread does not reset the connection and lose our last frames (an Error, say).
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
     let _ = writer.await;
     hub.metrics().open_sockets.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
 }

@@ -111,11 +111,18 @@ struct HubInner {
     rooms: std::sync::Mutex<HashMap<ListId, mpsc::Sender<RoomCommand>>>,
     sockets: std::sync::Mutex<HashMap<UserId, HashMap<ConnId, Outbox>>>,
     next_conn: AtomicU64,
+    /// Cancelled when the server shuts down: every socket says so and closes.
+    shutdown: CancellationToken,
 }
 
 impl Hub {
     /// A hub over the store.
-    pub fn new(store: Store, config: SyncConfig, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        store: Store,
+        config: SyncConfig,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
             inner: Arc::new(HubInner {
                 store,
@@ -124,6 +131,7 @@ impl Hub {
                 rooms: Default::default(),
                 sockets: Default::default(),
                 next_conn: AtomicU64::new(1),
+                shutdown,
             }),
         }
     }
@@ -131,6 +139,11 @@ impl Hub {
     /// The sync limits.
     pub fn config(&self) -> &SyncConfig {
         &self.inner.config
+    }
+
+    /// Cancelled when the server shuts down.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.inner.shutdown
     }
 
     /// The server's counters.

@@ -592,3 +592,30 @@ async fn every_acknowledged_change_survives_sigkill() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn shutting_down_tells_open_sockets_and_closes_them() {
+    let mut server = TestServer::start().await;
+    let alice = server.signup(&email("alice")).await;
+    let mut a = SyncClient::connect(&server, &alice).await;
+    server.stop().await;
+    match a.next().await {
+        Some(ServerMessage::Error { code, .. }) => assert_eq!(code, ErrorCode::ShuttingDown),
+        other => panic!("expected ShuttingDown, got {other:?}"),
+    }
+    assert!(a.next().await.is_none(), "then the socket closes");
+}
+
+#[tokio::test]
+async fn a_socket_over_its_message_rate_is_told_before_it_is_closed() {
+    let server = TestServer::start_with(|c| c.sync.messages_per_second = 3).await;
+    let alice = server.signup(&email("alice")).await;
+    let mut a = SyncClient::connect(&server, &alice).await;
+    for n in 0..20u64 {
+        a.send(ClientMessage::Unsubscribe { list: ListId(n + 1) }).await;
+    }
+    match a.next().await {
+        Some(ServerMessage::Error { code, .. }) => assert_eq!(code, ErrorCode::RateLimited),
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+}
