@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -225,9 +226,17 @@ impl TandemClient {
     // --- Events ---
 
     /// Calls `listener.on_change` after every committed change (local edits and, with sync,
-    /// remote ones). Returns a number to pass to `unsubscribe`.
+    /// remote ones). Returns a number to pass to `unsubscribe`. A listener that throws is
+    /// logged and ignored: it cannot fail the edit or stop background sync.
     pub fn subscribe(&self, listener: Box<dyn ChangeListener>) -> u64 {
-        let id = self.client.subscribe(move |event| listener.on_change(ChangeEvent::from(event)));
+        let id = self.client.subscribe(move |event| {
+            let event = ChangeEvent::from(event);
+            // UniFFI turns an exception thrown by a foreign listener into a panic.
+            let called = std::panic::catch_unwind(AssertUnwindSafe(|| listener.on_change(event)));
+            if called.is_err() {
+                tracing::error!("a change listener failed; the change itself is committed");
+            }
+        });
         let number = self.next_subscription.fetch_add(1, Ordering::Relaxed);
         lock(&self.subscriptions).insert(number, id);
         number

@@ -164,6 +164,14 @@ class TandemStory(unittest.TestCase):
         with tempfile.TemporaryDirectory() as d:
             client = TandemClient(d, SERVER)
             lst = client.create_list("Threads")
+            recorder = Recorder()
+            client.subscribe(recorder)
+
+            class Broken:
+                def on_change(self, event):
+                    raise RuntimeError("a listener with a bug")
+
+            client.subscribe(Broken())  # its exception must not fail the edits
             threads = [
                 threading.Thread(target=lambda n=n: client.add_item(lst.id, f"item {n}"))
                 for n in range(8)
@@ -173,6 +181,8 @@ class TandemStory(unittest.TestCase):
             for t in threads:
                 t.join()
             self.assertEqual(len(client.get_list(lst.id).items), 8)
+            kinds = [recorder.events.get_nowait().kind for _ in range(8)]
+            self.assertEqual(kinds, [ChangeKind.ITEMS_CHANGED()] * 8)
 
     def test_offline_server_is_an_offline_error(self):
         with tempfile.TemporaryDirectory() as d:
