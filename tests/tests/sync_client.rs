@@ -462,6 +462,8 @@ async fn a_connected_device_drops_lists_deleted_or_unshared_elsewhere() {
     alice.client.unshare_list(private, &bob.email).await.unwrap();
     eventually("both lists leave bob's device", || bob.client.lists().is_ok_and(|l| l.is_empty()))
         .await;
+    // Listeners run just after the commit that removed the list, so give them that moment.
+    eventually("bob's app is told", || deleted.lock().unwrap().len() >= 2).await;
     let mut told = deleted.lock().unwrap().clone();
     told.sort();
     let mut expected = vec![doomed, private];

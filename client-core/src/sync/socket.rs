@@ -44,9 +44,12 @@ pub(crate) async fn connect(server_url: &str, token: &str, limit: Duration) -> R
     let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|_| Error::Unauthorized("the stored token is not a valid header".into()))?;
     request.headers_mut().insert(header::AUTHORIZATION, bearer);
-    let connected = tokio::time::timeout(limit, tokio_tungstenite::connect_async(request))
-        .await
-        .map_err(|_| Error::Offline(format!("cannot reach {url}: timed out")))?;
+    let connected = tokio::time::timeout(
+        limit,
+        tokio_tungstenite::connect_async_with_config(request, None, true),
+    )
+    .await
+    .map_err(|_| Error::Offline(format!("cannot reach {url}: timed out")))?;
     match connected {
         Ok((socket, _response)) => Ok(socket),
         Err(tungstenite::Error::Http(response)) => {

@@ -104,7 +104,8 @@ impl SyncSocket {
         let url = format!("{}/api/todolist/sync", base.replace("http://", "ws://"));
         let mut request = url.into_client_request()?;
         request.headers_mut().insert("authorization", format!("Bearer {}", account.token).parse()?);
-        let (ws, _) = tokio_tungstenite::connect_async(request).await?;
+        // TCP_NODELAY: small sync frames must not wait for Nagle's algorithm.
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true).await?;
         let mut socket = Self { ws, docs: HashMap::new(), bytes_in: 0, bytes_out: 0 };
         socket.send(ClientMessage::hello()).await?;
         match socket.recv().await? {

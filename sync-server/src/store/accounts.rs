@@ -114,7 +114,7 @@ impl Store {
         .bind(&reg.code_hash)
         .bind(reg.code_expires_at)
         .bind(now)
-        .execute(user_db.pool())
+        .execute(user_db.writer())
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::Conflict("An account with this email already exists.".into()));

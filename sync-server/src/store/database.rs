@@ -38,6 +38,10 @@ pub struct Database {
     label: String,
     engine: Engine,
     pool: AnyPool,
+    /// Where writes go. SQLite has one writer at a time: a one-connection pool makes writers
+    /// queue here, asynchronously and in order, instead of sleeping in SQLite's busy handler
+    /// (which backs off by up to 100 ms). PostgreSQL writes use the main pool.
+    writer: AnyPool,
 }
 
 impl Database {
@@ -54,31 +58,40 @@ impl Database {
         }
 
         let options = AnyConnectOptions::from_str(url).map_err(open_err)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(match engine {
-                // One writer at a time anyway; a few readers beside it in WAL mode.
-                Engine::Sqlite => 4,
-                Engine::Postgres => 10,
-            })
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if engine == Engine::Sqlite {
-                        let busy =
-                            format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis());
-                        conn.execute(sqlx::AssertSqlSafe(busy)).await?;
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                    }
-                    Ok(())
+        let pool_of = |max_connections| {
+            AnyPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move {
+                        if engine == Engine::Sqlite {
+                            let busy = format!(
+                                "PRAGMA busy_timeout = {}",
+                                SQLITE_BUSY_TIMEOUT.as_millis()
+                            );
+                            conn.execute(sqlx::AssertSqlSafe(busy)).await?;
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = FULL").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect_with(options)
-            .await
-            .map_err(open_err)?;
+        };
+        let (pool, writer) = match engine {
+            // Readers beside the single writer, in WAL mode.
+            Engine::Sqlite => {
+                let pool = pool_of(4).connect_with(options.clone()).await.map_err(open_err)?;
+                let writer = pool_of(1).connect_with(options).await.map_err(open_err)?;
+                (pool, writer)
+            }
+            Engine::Postgres => {
+                let pool = pool_of(10).connect_with(options).await.map_err(open_err)?;
+                (pool.clone(), pool)
+            }
+        };
 
-        let db = Self { label, engine, pool };
+        let db = Self { label, engine, pool, writer };
         if engine == Engine::Sqlite {
             db.check_sqlite_durability().await?;
         }
@@ -87,7 +100,7 @@ impl Database {
             Engine::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator
-            .run(&db.pool)
+            .run(&db.writer)
             .await
             .map_err(|source| StoreError::Migrate { database: db.label.clone(), source })?;
         Ok(db)
@@ -126,13 +139,18 @@ impl Database {
         &self.pool
     }
 
+    /// The pool for single statements that write.
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
     /// Starts a transaction that will write. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`), so that a transaction which reads before it writes waits for
     /// other writers instead of failing when it upgrades.
     pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
         Ok(match self.engine {
-            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Engine::Postgres => self.pool.begin().await?,
+            Engine::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Engine::Postgres => self.writer.begin().await?,
         })
     }
 
@@ -146,6 +164,7 @@ impl Database {
 
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }

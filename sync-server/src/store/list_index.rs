@@ -35,7 +35,7 @@ impl Store {
         .bind(list.as_i64())
         .bind(role.code())
         .bind(now_ms())
-        .execute(self.shards.for_user(user).pool())
+        .execute(self.shards.for_user(user).writer())
         .await?;
         Ok(())
     }
@@ -45,7 +45,7 @@ impl Store {
         sqlx::query("DELETE FROM user_list_index WHERE user_id = $1 AND list_id = $2")
             .bind(user.as_i64())
             .bind(list.as_i64())
-            .execute(self.shards.for_user(user).pool())
+            .execute(self.shards.for_user(user).writer())
             .await?;
         Ok(())
     }

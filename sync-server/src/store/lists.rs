@@ -221,7 +221,7 @@ impl Store {
             .bind(id.as_i64())
             .bind(user.as_i64())
             .bind(now)
-            .execute(self.shards.for_list(id).pool())
+            .execute(self.shards.for_list(id).writer())
             .await?;
         }
         Ok(())

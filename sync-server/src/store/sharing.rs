@@ -54,7 +54,7 @@ impl Store {
             .bind(role.code())
             .bind(actor.as_i64())
             .bind(now)
-            .execute(self.shards.for_email(target_email).pool())
+            .execute(self.shards.for_email(target_email).writer())
             .await?;
             return Ok(ShareOutcome::Invited);
         };
@@ -107,7 +107,7 @@ impl Store {
             sqlx::query("DELETE FROM pending_invitations WHERE email = $1 AND list_id = $2")
                 .bind(target_email)
                 .bind(list.as_i64())
-                .execute(self.shards.for_email(target_email).pool())
+                .execute(self.shards.for_email(target_email).writer())
                 .await?
                 .rows_affected();
         if removed + cancelled == 0 {
@@ -149,7 +149,7 @@ impl Store {
             sqlx::query("DELETE FROM pending_invitations WHERE email = $1 AND list_id = $2")
                 .bind(email)
                 .bind(list.as_i64())
-                .execute(email_db.pool())
+                .execute(email_db.writer())
                 .await?;
         }
         Ok(accepted)
