@@ -114,6 +114,14 @@ impl SyncSocket {
         }
     }
 
+    /// Opens a socket holding one list, loaded.
+    pub async fn open_list(base: &str, account: &Account, list: ListId) -> anyhow::Result<Self> {
+        let mut socket = Self::connect(base, account).await?;
+        socket.subscribe(list).await?;
+        socket.wait_loaded(list).await?;
+        Ok(socket)
+    }
+
     /// Sends one message.
     pub async fn send(&mut self, message: ClientMessage) -> anyhow::Result<()> {
         let frame = message.encode();

@@ -139,9 +139,7 @@ pub async fn fanout(
             let (base, account, go, latencies) =
                 (server.base.clone(), reader.clone(), gate.clone(), latencies.clone());
             tasks.spawn(async move {
-                let mut socket = SyncSocket::connect(&base, &account).await?;
-                socket.subscribe(list).await?;
-                socket.wait_loaded(list).await?;
+                let mut socket = SyncSocket::open_list(&base, &account, list).await?;
                 let mut seen = HashSet::new();
                 go.wait().await?;
                 let began = Instant::now();
@@ -162,9 +160,7 @@ pub async fn fanout(
         }
         let (base, account, go) = (server.base.clone(), owner.clone(), gate.clone());
         tasks.spawn(async move {
-            let mut socket = SyncSocket::connect(&base, &account).await?;
-            socket.subscribe(list).await?;
-            socket.wait_loaded(list).await?;
+            let mut socket = SyncSocket::open_list(&base, &account, list).await?;
             go.wait().await?;
             let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
             let began = Instant::now();
@@ -222,9 +218,7 @@ pub async fn throughput(server: &Server, lists: usize, seconds: u64) -> anyhow::
     for &list in &ids {
         let (base, account, go) = (server.base.clone(), reader.clone(), gate.clone());
         tasks.spawn(async move {
-            let mut socket = SyncSocket::connect(&base, &account).await?;
-            socket.subscribe(list).await?;
-            socket.wait_loaded(list).await?;
+            let mut socket = SyncSocket::open_list(&base, &account, list).await?;
             go.wait().await?;
             let began = Instant::now();
             while began.elapsed() < load_ends + GRACE {
@@ -238,9 +232,7 @@ pub async fn throughput(server: &Server, lists: usize, seconds: u64) -> anyhow::
         for w in 0..2u64 {
             let (base, account, go) = (server.base.clone(), owner.clone(), gate.clone());
             tasks.spawn(async move {
-                let mut socket = SyncSocket::connect(&base, &account).await?;
-                socket.subscribe(list).await?;
-                socket.wait_loaded(list).await?;
+                let mut socket = SyncSocket::open_list(&base, &account, list).await?;
                 go.wait().await?;
                 let began = Instant::now();
                 let mut edits = 0u64;
@@ -298,9 +290,7 @@ pub async fn connections(server: &Server, count: usize) -> anyhow::Result<String
         let (base, owner, permits) = (server.base.clone(), owner.clone(), permits.clone());
         tasks.spawn(async move {
             let permit = permits.acquire_owned().await?;
-            let mut socket = SyncSocket::connect(&base, &owner).await?;
-            socket.subscribe(list).await?;
-            socket.wait_loaded(list).await?;
+            let socket = SyncSocket::open_list(&base, &owner, list).await?;
             drop(permit);
             anyhow::Ok(socket)
         });

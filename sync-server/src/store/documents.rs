@@ -39,14 +39,7 @@ impl Store {
     /// The stored document of a live list (`NotFound` if it does not exist or is deleted).
     pub async fn load_document(&self, list: ListId) -> Result<StoredDocument, StoreError> {
         let mut tx = self.shards.for_list(list).pool().begin().await?;
-        let live: Option<i64> =
-            sqlx::query_scalar("SELECT is_deleted FROM todo_lists WHERE list_id = $1")
-                .bind(list.as_i64())
-                .fetch_optional(&mut *tx)
-                .await?;
-        if live != Some(0) {
-            return Err(StoreError::NotFound);
-        }
+        ensure_live(&mut tx, list).await?;
         let mut doc = StoredDocument::default();
         let snapshot: Option<Vec<u8>> =
             sqlx::query_scalar("SELECT snapshot FROM list_documents WHERE list_id = $1")
@@ -95,14 +88,7 @@ impl Store {
         rows: RowChanges<'_>,
     ) -> Result<i64, StoreError> {
         let mut tx = self.shards.for_list(list).begin_write().await?;
-        let live: Option<i64> =
-            sqlx::query_scalar("SELECT is_deleted FROM todo_lists WHERE list_id = $1")
-                .bind(list.as_i64())
-                .fetch_optional(&mut *tx)
-                .await?;
-        if live != Some(0) {
-            return Err(StoreError::NotFound);
-        }
+        ensure_live(&mut tx, list).await?;
         let seq = append_chunk(&mut tx, list, chunk).await?;
         write_rows(&mut tx, list, &rows).await?;
         tx.commit().await?;
@@ -215,6 +201,16 @@ impl Store {
 }
 
 type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// `NotFound` unless the list exists and is not deleted.
+async fn ensure_live(tx: &mut Tx, list: ListId) -> Result<(), StoreError> {
+    let deleted: Option<i64> =
+        sqlx::query_scalar("SELECT is_deleted FROM todo_lists WHERE list_id = $1")
+            .bind(list.as_i64())
+            .fetch_optional(&mut **tx)
+            .await?;
+    if deleted == Some(0) { Ok(()) } else { Err(StoreError::NotFound) }
+}
 
 pub(super) async fn upsert_snapshot(
     tx: &mut Tx,
