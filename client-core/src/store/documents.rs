@@ -46,14 +46,7 @@ pub fn stats(conn: &Connection, list: ListId) -> Result<Option<DocStats>, Error>
             "SELECT snapshot_bytes, changes_count, changes_bytes, generation
              FROM documents WHERE list_id = ?1",
         )?
-        .query_row([list.as_i64()], |r| {
-            Ok(DocStats {
-                snapshot_bytes: r.get(0)?,
-                changes_count: r.get(1)?,
-                changes_bytes: r.get(2)?,
-                generation: r.get(3)?,
-            })
-        })
+        .query_row([list.as_i64()], doc_stats)
         .optional()?)
 }
 
@@ -103,16 +96,19 @@ pub fn append(conn: &Connection, list: ListId, chunk: &[u8]) -> Result<DocStats,
              WHERE list_id = ?1
              RETURNING snapshot_bytes, changes_count, changes_bytes, generation",
         )?
-        .query_row(params![list.as_i64(), chunk.len() as i64], |r| {
-            Ok(DocStats {
-                snapshot_bytes: r.get(0)?,
-                changes_count: r.get(1)?,
-                changes_bytes: r.get(2)?,
-                generation: r.get(3)?,
-            })
-        })
+        .query_row(params![list.as_i64(), chunk.len() as i64], doc_stats)
         .optional()?;
     stats.ok_or_else(|| Error::Storage(format!("list {list} has no stored document")))
+}
+
+/// Reads `snapshot_bytes, changes_count, changes_bytes, generation` (as `RETURNING` gives them).
+fn doc_stats(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocStats> {
+    Ok(DocStats {
+        snapshot_bytes: r.get(0)?,
+        changes_count: r.get(1)?,
+        changes_bytes: r.get(2)?,
+        generation: r.get(3)?,
+    })
 }
 
 /// Whether the chunks have piled up enough to be folded into the snapshot.
@@ -145,14 +141,7 @@ pub fn replace(conn: &Connection, list: ListId, snapshot: &[u8]) -> Result<DocSt
             "UPDATE documents SET generation = generation + 1 WHERE list_id = ?1
              RETURNING snapshot_bytes, changes_count, changes_bytes, generation",
         )?
-        .query_row([list.as_i64()], |r| {
-            Ok(DocStats {
-                snapshot_bytes: r.get(0)?,
-                changes_count: r.get(1)?,
-                changes_bytes: r.get(2)?,
-                generation: r.get(3)?,
-            })
-        })
+        .query_row([list.as_i64()], doc_stats)
         .optional()?;
     stats.ok_or_else(|| Error::Storage(format!("list {list} has no stored document")))
 }
