@@ -31,6 +31,6 @@ pub mod wire;
 /// The Automerge version this protocol is written against, so client and server share it.
 pub use automerge;
 pub use id::{ItemId, ListId, UserId};
-pub use list_doc::{EditError, Item, ListDoc, ValidationError};
+pub use list_doc::{EditError, Item, ListDoc, Touched, ValidationError};
 pub use role::Role;
 pub use sort_rank::SortRank;

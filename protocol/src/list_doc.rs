@@ -24,6 +24,7 @@ mod error;
 mod item;
 mod order;
 pub mod shape;
+mod touched;
 
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ChangeHash, ObjType, ROOT, ReadDoc};
@@ -32,6 +33,7 @@ pub use error::{EditError, LoadError, ValidationError};
 pub use item::Item;
 use order::OrderIndex;
 use shape::{CONTENT, DONE, ITEMS, SORT_RANK, TITLE};
+pub use touched::Touched;
 
 use crate::{ItemId, SortRank};
 
@@ -114,6 +116,25 @@ impl ListDoc {
     /// The server runs this after every merge and refuses the change when it fails.
     pub fn validate(&self) -> Result<(), ValidationError> {
         shape::validate(&self.doc)
+    }
+
+    /// Starts recording what changes from here on (see [`ListDoc::take_touched`]). A replica
+    /// that merges other people's edits into a large list turns this on once.
+    pub fn track_changes(&mut self) {
+        self.doc.update_diff_cursor();
+    }
+
+    /// What changed since the last call (or since [`ListDoc::track_changes`]), and starts
+    /// recording afresh. Costs in proportion to the changes while tracking is on; without it
+    /// (or on a document that was empty) the first call reports the whole document.
+    pub fn take_touched(&mut self) -> Touched {
+        Touched::from_patches(&self.doc.diff_incremental())
+    }
+
+    /// Checks what `touched` names, given that the document was valid before those changes:
+    /// the same verdict as [`ListDoc::validate`] at a cost in proportion to the change.
+    pub fn validate_touched(&self, touched: &Touched) -> Result<(), ValidationError> {
+        shape::validate_touched(&self.doc, touched)
     }
 
     /// The list's title.

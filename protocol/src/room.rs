@@ -15,7 +15,7 @@ use automerge::ChangeHash;
 use automerge::sync::{Message, State, SyncDoc as _};
 
 use crate::list_doc::ValidationError;
-use crate::{ListDoc, Role};
+use crate::{ListDoc, Role, Touched};
 
 /// A peer (one socket's subscription to this list).
 pub type PeerId = u64;
@@ -57,6 +57,8 @@ pub struct Room {
     doc: ListDoc,
     peers: HashMap<PeerId, Peer>,
     saved_heads: Vec<ChangeHash>,
+    /// What changed since the last save, so that saving writes only those rows.
+    unsaved_touched: Touched,
 }
 
 impl std::fmt::Debug for Room {
@@ -78,7 +80,8 @@ impl Room {
     /// A room over a document as saved (everything in it counts as saved).
     pub fn new(mut doc: ListDoc) -> Self {
         let saved_heads = doc.heads();
-        Self { doc, peers: HashMap::new(), saved_heads }
+        doc.track_changes();
+        Self { doc, peers: HashMap::new(), saved_heads, unsaved_touched: Touched::default() }
     }
 
     /// The merged document.
@@ -147,7 +150,9 @@ impl Room {
         if after == before {
             return Ok(Received { changed: false });
         }
-        if let Err(invalid) = self.doc.validate() {
+        // Only what this message changed is checked: the document was valid before it.
+        let touched = self.doc.take_touched();
+        if let Err(invalid) = self.doc.validate_touched(&touched) {
             // Back to the document as it was; the peer starts its sync over.
             let restored = self
                 .doc
@@ -155,15 +160,25 @@ impl Room {
                 .fork_at(&before)
                 .map_err(|e| Refusal::Broken(e.to_string()))?;
             self.doc = ListDoc::from_automerge(restored);
+            self.doc.track_changes();
             p.state = state_for(p.role);
             return Err(Refusal::Invalid(invalid));
         }
+        self.unsaved_touched.merge(touched);
         Ok(Received { changed: true })
     }
 
     /// Makes a change of the server's own (a title set through REST, say).
     pub fn edit<T>(&mut self, f: impl FnOnce(&mut ListDoc) -> T) -> T {
-        f(&mut self.doc)
+        let value = f(&mut self.doc);
+        let touched = self.doc.take_touched();
+        self.unsaved_touched.merge(touched);
+        value
+    }
+
+    /// The document's heads.
+    pub fn heads(&mut self) -> Vec<ChangeHash> {
+        self.doc.heads()
     }
 
     /// Whether the document has changes not yet saved.
@@ -180,9 +195,16 @@ impl Room {
         Some(self.doc.save_after(&heads))
     }
 
+    /// What changed since the last save: the title, the items (by key) and whether the
+    /// document's top level changed. Saving writes the rows of these.
+    pub fn unsaved_touched(&self) -> &Touched {
+        &self.unsaved_touched
+    }
+
     /// Records that everything in the document is saved.
     pub fn mark_saved(&mut self) {
         self.saved_heads = self.doc.heads();
+        self.unsaved_touched = Touched::default();
     }
 
     /// The next sync message for `peer`, if it needs one. Nothing while changes are unsaved:

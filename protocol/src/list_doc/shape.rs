@@ -21,6 +21,7 @@ use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 
 use super::error::ValidationError;
 use super::item::Item;
+use super::touched::Touched;
 use crate::id::is_valid_id;
 use crate::{ItemId, SortRank};
 
@@ -200,6 +201,32 @@ pub(crate) fn placed_items(doc: &AutoCommit) -> Result<Vec<Placed>, ValidationEr
 
 /// Checks the whole document against the shape above.
 pub(crate) fn validate(doc: &AutoCommit) -> Result<(), ValidationError> {
+    let items = validate_top(doc)?;
+    for (id, obj) in item_objs(doc, &items)? {
+        read_item(doc, id, &obj)?;
+    }
+    Ok(())
+}
+
+/// Checks what changed (see [`Touched`]), given that the document was valid before: the top
+/// level, and each touched item that is still there. A change to the root map itself is
+/// checked whole.
+pub(crate) fn validate_touched(doc: &AutoCommit, touched: &Touched) -> Result<(), ValidationError> {
+    if touched.structure {
+        return validate(doc);
+    }
+    let items = validate_top(doc)?;
+    for key in &touched.item_keys {
+        let id = parse_item_key(key)?;
+        if let Some(obj) = item_obj(doc, &items, id)? {
+            read_item(doc, id, &obj)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks the root map and the title; returns the items map.
+fn validate_top(doc: &AutoCommit) -> Result<ObjId, ValidationError> {
     for key in doc.keys(ROOT) {
         if key != TITLE && key != ITEMS {
             return Err(ValidationError::UnexpectedKey { path: key });
@@ -207,9 +234,5 @@ pub(crate) fn validate(doc: &AutoCommit) -> Result<(), ValidationError> {
     }
     let title = title_obj(doc)?;
     doc.text(&title).map_err(unreadable)?;
-    let items = items_obj(doc)?;
-    for (id, obj) in item_objs(doc, &items)? {
-        read_item(doc, id, &obj)?;
-    }
-    Ok(())
+    items_obj(doc)
 }

@@ -187,11 +187,52 @@ fn raw_list() -> (AutoCommit, automerge::ObjId) {
     doc.splice_text(&content, 0, 0, "x").unwrap();
     doc.put(&item, "done", false).unwrap();
     doc.put(&item, "sort_rank", "80").unwrap();
+    // Tracked from here, so that `check` also sees what each test case changes.
+    doc.update_diff_cursor();
     (doc, item)
 }
 
+/// The verdict of `validate`, after asserting that checking only what changed since
+/// `raw_list` (as the server does on every merge) gives the same one.
 fn check(doc: AutoCommit) -> Result<(), ValidationError> {
-    ListDoc::from_automerge(doc).validate()
+    let mut doc = ListDoc::from_automerge(doc);
+    let touched = doc.take_touched();
+    let whole = doc.validate();
+    assert_eq!(doc.validate_touched(&touched), whole, "incremental check disagrees: {touched:?}");
+    whole
+}
+
+#[test]
+fn merges_report_what_they_touched() {
+    let mut server = list_with(&[(1, "milk"), (2, "eggs")]);
+    let mut client = two_replicas(&mut server);
+    server.track_changes();
+    assert!(server.take_touched().is_empty());
+
+    client.add_item(ItemId(3), "bread").unwrap();
+    client.set_done(ItemId(1), true).unwrap();
+    merge(&mut server, &mut client);
+    let touched = server.take_touched();
+    assert_eq!(touched.item_keys.iter().map(String::as_str).collect::<Vec<_>>(), ["1", "3"]);
+    assert!(!touched.title && !touched.structure);
+    assert!(server.take_touched().is_empty(), "taking resets the record");
+
+    client.remove_item(ItemId(2)).unwrap();
+    client.set_title("Shopping").unwrap();
+    merge(&mut server, &mut client);
+    let touched = server.take_touched();
+    assert_eq!(touched.item_keys.iter().map(String::as_str).collect::<Vec<_>>(), ["2"]);
+    assert!(touched.title && !touched.structure);
+    server.validate_touched(&touched).unwrap();
+
+    client.automerge_mut().put(ROOT, "junk", 1).unwrap();
+    merge(&mut server, &mut client);
+    let touched = server.take_touched();
+    assert!(touched.structure);
+    assert!(matches!(
+        server.validate_touched(&touched),
+        Err(ValidationError::UnexpectedKey { path }) if path == "junk"
+    ));
 }
 
 #[test]

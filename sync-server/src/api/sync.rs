@@ -15,6 +15,9 @@ use super::error::ApiError;
 use super::extract::{ApiQuery, AuthUser};
 use crate::state::AppState;
 
+/// Bytes a socket's read buffer starts with (it grows for bigger frames).
+const WS_READ_BUFFER: usize = 4096;
+
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/todolist/sync", get(sync_socket))
@@ -65,6 +68,10 @@ pub async fn sync_socket(
     };
     let hub = state.hub.clone();
     upgrade
+        // Small buffers: most sockets are idle, and tungstenite reserves its read buffer up
+        // front (128 KiB by default). Frames are written as they are sent.
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(0)
         .max_message_size(state.config.sync.max_message_bytes)
         .max_frame_size(state.config.sync.max_message_bytes)
         .on_upgrade(move |socket| crate::sync::connection::serve(socket, hub, user.id, user.email))

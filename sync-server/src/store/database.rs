@@ -13,6 +13,8 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::{Any, AnyPool, Connection, Executor, Row, Transaction};
 
 use super::StoreError;
+use super::documents::Save;
+use super::group_commit::{self, Committer};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -42,6 +44,8 @@ pub struct Database {
     /// queue here, asynchronously and in order, instead of sleeping in SQLite's busy handler
     /// (which backs off by up to 100 ms). PostgreSQL writes use the main pool.
     writer: AnyPool,
+    /// Writes the rooms' saves, many in one transaction.
+    committer: Committer,
 }
 
 impl Database {
@@ -91,7 +95,8 @@ impl Database {
             }
         };
 
-        let db = Self { label, engine, pool, writer };
+        let committer = Committer::spawn(writer.clone(), engine);
+        let db = Self { label, engine, pool, writer, committer };
         if engine == Engine::Sqlite {
             db.check_sqlite_durability().await?;
         }
@@ -148,10 +153,12 @@ impl Database {
     /// (`BEGIN IMMEDIATE`), so that a transaction which reads before it writes waits for
     /// other writers instead of failing when it upgrades.
     pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        Ok(match self.engine {
-            Engine::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
-            Engine::Postgres => self.writer.begin().await?,
-        })
+        group_commit::begin_write(&self.writer, self.engine).await
+    }
+
+    /// Saves a room's changes, sharing a transaction with other rooms' saves that wait.
+    pub async fn save(&self, save: Save) -> Result<i64, StoreError> {
+        self.committer.save(save).await
     }
 
     /// Answers whether the database responds to a trivial query.

@@ -20,19 +20,24 @@ pub struct StoredDocument {
     pub chunks: usize,
     /// Total stored bytes.
     pub bytes: usize,
-    /// The `todo_items` rows, as last written.
-    pub items: Vec<ItemRecord>,
 }
 
-/// What the relational rows must become after a save.
-#[derive(Debug, Clone, Default)]
-pub struct RowChanges<'a> {
+/// One room's save: the change chunk and what the relational rows must become.
+#[derive(Debug, Clone)]
+pub struct Save {
+    /// The list.
+    pub list: ListId,
+    /// The changes since the last save, as one chunk.
+    pub chunk: Vec<u8>,
     /// The document's title.
-    pub title: &'a str,
+    pub title: String,
     /// Items new or changed since the last save.
-    pub upserts: &'a [ItemRecord],
+    pub upserts: Vec<ItemRecord>,
     /// Items removed since the last save.
-    pub removed: &'a [ItemId],
+    pub removed: Vec<ItemId>,
+    /// Every item row is dropped first, and `upserts` holds every item: for a merge that
+    /// changed the document's top level (say, two replicas each created the items map).
+    pub replace_all: bool,
 }
 
 impl Store {
@@ -61,38 +66,16 @@ impl Store {
             doc.chunks += 1;
             doc.parts.push(data);
         }
-        for row in sqlx::query(
-            "SELECT item_id, content, is_done, sort_rank FROM todo_items WHERE list_id = $1",
-        )
-        .bind(list.as_i64())
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            doc.items.push(ItemRecord {
-                id: ItemId(row.try_get::<i64, _>(0)? as u64),
-                content: row.try_get(1)?,
-                done: row.try_get::<i64, _>(2)? != 0,
-                sort_rank: row.try_get(3)?,
-            });
-        }
         tx.commit().await?;
         Ok(doc)
     }
 
     /// Appends a chunk of changes to a live list's document and brings its rows in step, in
-    /// one transaction; bumps the list's version. Returns the chunk's sequence number.
-    pub async fn save_changes(
-        &self,
-        list: ListId,
-        chunk: &[u8],
-        rows: RowChanges<'_>,
-    ) -> Result<i64, StoreError> {
-        let mut tx = self.shards.for_list(list).begin_write().await?;
-        ensure_live(&mut tx, list).await?;
-        let seq = append_chunk(&mut tx, list, chunk).await?;
-        write_rows(&mut tx, list, &rows).await?;
-        tx.commit().await?;
-        Ok(seq)
+    /// one transaction; bumps the list's version. Returns the chunk's sequence number. Saves
+    /// of many lists arriving together share one transaction and one commit (see
+    /// [`group_commit`](super::group_commit)).
+    pub async fn save_changes(&self, save: Save) -> Result<i64, StoreError> {
+        self.shards.for_list(save.list).save(save).await
     }
 
     /// Renames a list for `user` (OWNER or EDITOR) with the document change that sets the
@@ -116,8 +99,8 @@ impl Store {
                 access.list.version
             )));
         }
+        touch_list(&mut tx, list, title).await?;
         let seq = append_chunk(&mut tx, list, chunk).await?;
-        write_rows(&mut tx, list, &RowChanges { title, ..Default::default() }).await?;
         tx.commit().await?;
         Ok((seq, access.list.version + 1))
     }
@@ -188,12 +171,7 @@ impl Store {
         .await?;
         insert_collaborator(&mut tx, list, owner, owner_email, Role::Owner, now).await?;
         upsert_snapshot(&mut tx, list, snapshot).await?;
-        write_rows(&mut tx, list, &RowChanges { title, upserts: items, removed: &[] }).await?;
-        // write_rows bumped the version; a new list starts at 1.
-        sqlx::query("UPDATE todo_lists SET version = 1 WHERE list_id = $1")
-            .bind(list.as_i64())
-            .execute(&mut *tx)
-            .await?;
+        write_item_rows(&mut tx, list, items, &[], false).await?;
         tx.commit().await?;
         self.index_put(owner, list, Role::Owner).await?;
         Ok(())
@@ -210,6 +188,29 @@ async fn ensure_live(tx: &mut Tx, list: ListId) -> Result<(), StoreError> {
             .fetch_optional(&mut **tx)
             .await?;
     if deleted == Some(0) { Ok(()) } else { Err(StoreError::NotFound) }
+}
+
+/// Writes one save inside `tx`: `NotFound` (and nothing written) if the list is gone.
+pub(super) async fn write_save(tx: &mut Tx, save: &Save) -> Result<i64, StoreError> {
+    touch_list(tx, save.list, &save.title).await?;
+    let seq = append_chunk(tx, save.list, &save.chunk).await?;
+    write_item_rows(tx, save.list, &save.upserts, &save.removed, save.replace_all).await?;
+    Ok(seq)
+}
+
+/// Sets the title and bumps the version of a live list; `NotFound` if it is not live.
+async fn touch_list(tx: &mut Tx, list: ListId, title: &str) -> Result<(), StoreError> {
+    let updated = sqlx::query(
+        "UPDATE todo_lists SET title = $2, version = version + 1, updated_at = $3
+         WHERE list_id = $1 AND is_deleted = 0",
+    )
+    .bind(list.as_i64())
+    .bind(title)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if updated == 1 { Ok(()) } else { Err(StoreError::NotFound) }
 }
 
 pub(super) async fn upsert_snapshot(
@@ -230,39 +231,41 @@ pub(super) async fn upsert_snapshot(
 }
 
 async fn append_chunk(tx: &mut Tx, list: ListId, chunk: &[u8]) -> Result<i64, StoreError> {
-    let seq: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM list_changes WHERE list_id = $1")
-            .bind(list.as_i64())
-            .fetch_one(&mut **tx)
-            .await?;
-    sqlx::query(
-        "INSERT INTO list_changes (list_id, seq, data, created_at) VALUES ($1, $2, $3, $4)",
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO list_changes (list_id, seq, data, created_at)
+         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3 FROM list_changes WHERE list_id = $1
+         RETURNING seq",
     )
     .bind(list.as_i64())
-    .bind(seq)
     .bind(chunk)
     .bind(now_ms())
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
     Ok(seq)
 }
 
-async fn write_rows(tx: &mut Tx, list: ListId, rows: &RowChanges<'_>) -> Result<(), StoreError> {
+async fn write_item_rows(
+    tx: &mut Tx,
+    list: ListId,
+    upserts: &[ItemRecord],
+    removed: &[ItemId],
+    replace_all: bool,
+) -> Result<(), StoreError> {
     let now = now_ms();
-    sqlx::query("UPDATE todo_lists SET title = $2, version = version + 1, updated_at = $3 WHERE list_id = $1")
-        .bind(list.as_i64())
-        .bind(rows.title)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    for item in rows.removed {
+    if replace_all {
+        sqlx::query("DELETE FROM todo_items WHERE list_id = $1")
+            .bind(list.as_i64())
+            .execute(&mut **tx)
+            .await?;
+    }
+    for item in removed {
         sqlx::query("DELETE FROM todo_items WHERE list_id = $1 AND item_id = $2")
             .bind(list.as_i64())
             .bind(item.as_i64())
             .execute(&mut **tx)
             .await?;
     }
-    for item in rows.upserts {
+    for item in upserts {
         sqlx::query(
             "INSERT INTO todo_items (list_id, item_id, content, is_done, sort_rank, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $6)

@@ -7,6 +7,8 @@
 //!   authority on membership.
 //! - [`documents`]: each list's Automerge document (snapshot + chunks), saved together with
 //!   the rows derived from it.
+//! - [`group_commit`]: one writer task per database that saves many rooms' changes in one
+//!   transaction.
 //! - [`sharing`]: collaborators and pending invitations.
 //! - [`list_index`]: the per-user index of lists, a repairable cache of the list shards.
 //!
@@ -21,6 +23,7 @@ pub mod accounts;
 pub mod database;
 pub mod documents;
 mod error;
+pub mod group_commit;
 pub mod list_index;
 pub mod lists;
 pub mod shard_map;

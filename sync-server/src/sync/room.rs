@@ -2,9 +2,10 @@
 //! what peers send in batches, saves each batch in one transaction (group commit), and only
 //! then tells the peers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use tandem_protocol::automerge::ChangeHash;
 use tandem_protocol::room::{PeerId, Refusal, Room};
 use tandem_protocol::wire::{ListErrorCode, RemovalReason, ServerMessage};
 use tandem_protocol::{ItemId, ListDoc, ListId, Role, UserId};
@@ -13,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Hub, Outbox};
 use crate::metrics::Metrics;
 use crate::store::StoreError;
-use crate::store::documents::RowChanges;
+use crate::store::documents::Save;
 use crate::store::lists::ItemRecord;
 
 /// Commands a room's inbox takes.
@@ -97,8 +98,10 @@ struct RoomTask {
     list: ListId,
     room: Room,
     members: HashMap<PeerId, Member>,
-    /// The relational rows as last saved, to write only what changed.
-    rows: HashMap<ItemId, ItemRecord>,
+    /// Peers that joined or sent something since the last flush: with the document's heads
+    /// where they were at that flush, only these can need a message.
+    dirty: HashSet<PeerId>,
+    flushed_heads: Vec<ChangeHash>,
     /// Set while the list exists only on the client that reserved its id.
     unborn: Option<(UserId, String)>,
     chunks: usize,
@@ -146,6 +149,10 @@ async fn run(hub: Hub, list: ListId, init: RoomInit, mut inbox: mpsc::Receiver<R
     hub.try_unload(list, &inbox);
 }
 
+fn record(item: tandem_protocol::Item) -> ItemRecord {
+    ItemRecord { id: item.id, content: item.content, done: item.done, sort_rank: item.sort_rank }
+}
+
 fn refuse_missing(list: ListId, command: RoomCommand) {
     let not_found = ServerMessage::ListError {
         list,
@@ -165,7 +172,7 @@ fn refuse_missing(list: ListId, command: RoomCommand) {
 
 impl RoomTask {
     async fn load(hub: Hub, list: ListId, init: RoomInit) -> Option<Self> {
-        let (doc, rows, unborn, stored) = match hub.store().load_document(list).await {
+        let (doc, unborn, stored) = match hub.store().load_document(list).await {
             Ok(stored) => {
                 let mut doc = ListDoc::empty();
                 for part in &stored.parts {
@@ -174,12 +181,11 @@ impl RoomTask {
                         return None;
                     }
                 }
-                let rows = stored.items.iter().map(|i| (i.id, i.clone())).collect();
-                (doc, rows, None, Some(stored))
+                (doc, None, Some(stored))
             }
             Err(StoreError::NotFound) => match init {
                 RoomInit::Reserved { owner, email } => {
-                    (ListDoc::empty(), HashMap::new(), Some((owner, email)), None)
+                    (ListDoc::empty(), Some((owner, email)), None)
                 }
                 RoomInit::Load => return None,
             },
@@ -195,7 +201,8 @@ impl RoomTask {
             list,
             room: Room::new(doc),
             members: HashMap::new(),
-            rows,
+            dirty: HashSet::new(),
+            flushed_heads: Vec::new(),
             unborn,
             chunks,
             stored_bytes,
@@ -216,6 +223,7 @@ impl RoomTask {
                 RoomCommand::Join { peer, user, role, out } => {
                     self.room.join(peer, role);
                     self.members.insert(peer, Member { user, out });
+                    self.dirty.insert(peer);
                 }
                 RoomCommand::Leave { peer } => {
                     self.room.leave(peer);
@@ -225,6 +233,7 @@ impl RoomTask {
                     if !self.members.contains_key(&peer) && !self.rejoin(peer, user, &out).await {
                         continue;
                     }
+                    self.dirty.insert(peer);
                     self.receive(peer, &data, &out)
                 }
                 RoomCommand::Rename { user, title, expected_version, reply } => {
@@ -321,6 +330,7 @@ impl RoomTask {
         let peers: Vec<PeerId> =
             self.members.iter().filter(|(_, m)| m.user == user).map(|(p, _)| *p).collect();
         for peer in peers {
+            self.dirty.insert(peer);
             match role {
                 Some(role) => self.room.set_role(peer, role),
                 None => {
@@ -334,56 +344,64 @@ impl RoomTask {
     /// Saves what the batch merged, in one transaction, before anyone hears of it.
     async fn save(&mut self) -> bool {
         let Some(chunk) = self.room.unsaved() else { return true };
+        let chunk_len = chunk.len();
         let doc = self.room.doc();
-        let (title, items) = match (doc.title(), doc.items()) {
-            (Ok(title), Ok(items)) => (title, items),
-            _ => return true, // an unborn list still empty: nothing to save yet
+        let Ok(title) = doc.title() else {
+            return true; // an unborn list still empty: nothing to save yet
         };
-        let items: Vec<ItemRecord> = items
-            .into_iter()
-            .map(|i| ItemRecord {
-                id: i.id,
-                content: i.content,
-                done: i.done,
-                sort_rank: i.sort_rank,
-            })
-            .collect();
-        let upserts: Vec<ItemRecord> =
-            items.iter().filter(|i| self.rows.get(&i.id) != Some(i)).cloned().collect();
-        let current: std::collections::HashSet<ItemId> = items.iter().map(|i| i.id).collect();
-        let removed: Vec<ItemId> =
-            self.rows.keys().filter(|id| !current.contains(id)).copied().collect();
-
+        let touched = self.room.unsaved_touched();
         let store = self.hub.store().clone();
-        let saved = match &self.unborn {
-            Some((owner, email)) => {
-                let snapshot = self.room.edit(|d| d.save());
-                store
-                    .create_list_from_sync(self.list, *owner, email, &snapshot, &title, &items)
-                    .await
-                    .map(|()| 0)
+        let saved = if self.unborn.is_some() || touched.structure {
+            // Every row, from the whole document.
+            let items: Vec<ItemRecord> = match doc.items() {
+                Ok(items) => items.into_iter().map(record).collect(),
+                Err(_) => return true,
+            };
+            match &self.unborn {
+                Some((owner, email)) => {
+                    let snapshot = self.room.edit(|d| d.save());
+                    store
+                        .create_list_from_sync(self.list, *owner, email, &snapshot, &title, &items)
+                        .await
+                        .map(|()| 0)
+                }
+                None => {
+                    let save = Save {
+                        list: self.list,
+                        chunk,
+                        title,
+                        upserts: items,
+                        removed: Vec::new(),
+                        replace_all: true,
+                    };
+                    store.save_changes(save).await
+                }
             }
-            None => {
-                store
-                    .save_changes(
-                        self.list,
-                        &chunk,
-                        RowChanges { title: &title, upserts: &upserts, removed: &removed },
-                    )
-                    .await
+        } else {
+            // Only the items this batch touched (validated as it was merged).
+            let mut upserts = Vec::new();
+            let mut removed = Vec::new();
+            for key in &touched.item_keys {
+                let Ok(id) = key.parse::<u64>().map(ItemId) else { continue };
+                match doc.item(id) {
+                    Ok(Some(item)) => upserts.push(record(item)),
+                    Ok(None) => removed.push(id),
+                    Err(_) => {}
+                }
             }
+            let save = Save { list: self.list, chunk, title, upserts, removed, replace_all: false };
+            store.save_changes(save).await
         };
         match saved {
             Ok(seq) => {
                 if self.unborn.take().is_some() {
-                    self.stored_bytes = chunk.len();
+                    self.stored_bytes = chunk_len;
                 } else {
                     self.chunks += 1;
-                    self.stored_bytes += chunk.len();
+                    self.stored_bytes += chunk_len;
                     self.last_seq = seq;
                 }
                 self.room.mark_saved();
-                self.rows = items.into_iter().map(|i| (i.id, i)).collect();
                 Metrics::incr(&self.hub.metrics().changes_merged);
                 true
             }
@@ -478,7 +496,6 @@ impl RoomTask {
         let peers: Vec<(PeerId, Role)> = self.room.peers().collect();
         if let Some(fresh) = RoomTask::load(self.hub.clone(), self.list, RoomInit::Load).await {
             self.room = fresh.room;
-            self.rows = fresh.rows;
             self.chunks = fresh.chunks;
             self.stored_bytes = fresh.stored_bytes;
             self.last_seq = fresh.last_seq;
@@ -486,14 +503,24 @@ impl RoomTask {
             for (peer, role) in peers {
                 self.room.join(peer, role);
             }
+            self.flushed_heads.clear();
             return true;
         }
         false
     }
 
-    /// Sends every peer the sync message it needs now that everything is saved.
+    /// Sends every peer the sync message it needs now that everything is saved. A peer's
+    /// next message depends only on its sync state and the document, so when the document did
+    /// not move only the peers heard from since the last flush are asked.
     fn flush(&mut self) {
-        let peers: Vec<PeerId> = self.members.keys().copied().collect();
+        let heads = self.room.heads();
+        let peers: Vec<PeerId> = if heads == self.flushed_heads {
+            self.dirty.drain().filter(|p| self.members.contains_key(p)).collect()
+        } else {
+            self.dirty.clear();
+            self.members.keys().copied().collect()
+        };
+        self.flushed_heads = heads;
         let mut slow = Vec::new();
         for peer in peers {
             while let Some(data) = self.room.outgoing(peer) {

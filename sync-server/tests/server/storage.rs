@@ -8,7 +8,7 @@ use sqlx::Row as _;
 use tandem_protocol::{ItemId, ListDoc, ListId, Role, UserId};
 use tandem_server::store::accounts::NewRegistration;
 use tandem_server::store::database::{Database, sqlite_url};
-use tandem_server::store::documents::RowChanges;
+use tandem_server::store::documents::Save;
 use tandem_server::store::lists::ItemRecord;
 use tandem_server::store::shard_map::{email_shard, list_shard, user_shard};
 use tandem_server::store::{ShardSpec, Store, StoreError};
@@ -143,8 +143,15 @@ async fn conformance(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
         .into_iter()
         .map(|i| ItemRecord { id: i.id, content: i.content, done: i.done, sort_rank: i.sort_rank })
         .collect();
-    let rows = RowChanges { title: "List 4", upserts: &items, removed: &[] };
-    let seq = store.save_changes(lists[4], &chunk, rows).await.unwrap();
+    let save = Save {
+        list: lists[4],
+        chunk,
+        title: "List 4".into(),
+        upserts: items,
+        removed: Vec::new(),
+        replace_all: false,
+    };
+    let seq = store.save_changes(save).await.unwrap();
     let detail = store.list_detail(lists[4], owner).await.unwrap();
     assert_eq!(
         detail.items.iter().map(|i| i.content.as_str()).collect::<Vec<_>>(),
@@ -179,6 +186,52 @@ async fn conformance(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
     store.delete_list(lists[2], owner).await.unwrap();
     assert!(matches!(store.access(lists[2], member).await, Err(StoreError::NotFound)));
     assert!(!store.indexed_lists(member).await.unwrap().contains(&lists[2]));
+
+    // Saves arriving together share a transaction (group commit), yet each gets its own
+    // answer: the deleted list's save is refused and writes nothing, the others all land.
+    let mut saves = Vec::new();
+    for (n, &list) in [lists[5], lists[6], lists[7], lists[2], lists[8]].iter().enumerate() {
+        let mut doc = if list == lists[2] {
+            ListDoc::new("deleted meanwhile").unwrap()
+        } else {
+            load(&store, list).await
+        };
+        let before = doc.heads();
+        doc.add_item(ItemId(100 + n as u64), "together").unwrap();
+        let item = doc.item(ItemId(100 + n as u64)).unwrap().unwrap();
+        saves.push(store.save_changes(Save {
+            list,
+            chunk: doc.save_after(&before),
+            title: format!("Saved together {n}"),
+            upserts: vec![ItemRecord {
+                id: item.id,
+                content: item.content,
+                done: item.done,
+                sort_rank: item.sort_rank,
+            }],
+            removed: Vec::new(),
+            replace_all: false,
+        }));
+    }
+    let results = futures_util::future::join_all(saves).await;
+    assert!(matches!(results[3], Err(StoreError::NotFound)), "the deleted list refuses its save");
+    let deleted_chunks: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM list_changes WHERE list_id = $1")
+            .bind(lists[2].as_i64())
+            .fetch_one(
+                store.shards().databases()[expected_db(&specs, list_shard(lists[2]), false)].pool(),
+            )
+            .await
+            .unwrap();
+    assert_eq!(deleted_chunks, 0, "nothing of the refused save was written");
+    for (n, &list) in [lists[5], lists[6], lists[7], lists[8]].iter().enumerate() {
+        let n = if n == 3 { 4 } else { n };
+        assert_eq!(results[n].as_ref().unwrap(), &1, "each list's first chunk");
+        let detail = store.list_detail(list, owner).await.unwrap();
+        assert_eq!(detail.access.list.title, format!("Saved together {n}"));
+        assert_eq!(detail.items.len(), 1);
+        assert_eq!(load(&store, list).await.item_count().unwrap(), 1);
+    }
 
     // A lost index row comes back with repair; a stale one goes.
     let user_db = &store.shards().databases()[expected_db(&specs, user_shard(member), true)];
