@@ -2,6 +2,7 @@
 //! list's document and applies every message it receives, as a real client does.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -11,6 +12,7 @@ use tandem_protocol::automerge::sync::{Message as SyncMessage, State, SyncDoc as
 use tandem_protocol::wire::{ClientMessage, ServerMessage};
 use tandem_protocol::{ListDoc, ListId};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -96,6 +98,8 @@ pub struct SyncSocket {
     pub bytes_in: u64,
     /// Bytes sent.
     pub bytes_out: u64,
+    /// The largest message sent, in bytes.
+    pub largest_sent: usize,
 }
 
 impl SyncSocket {
@@ -106,7 +110,8 @@ impl SyncSocket {
         request.headers_mut().insert("authorization", format!("Bearer {}", account.token).parse()?);
         // TCP_NODELAY: small sync frames must not wait for Nagle's algorithm.
         let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true).await?;
-        let mut socket = Self { ws, docs: HashMap::new(), bytes_in: 0, bytes_out: 0 };
+        let mut socket =
+            Self { ws, docs: HashMap::new(), bytes_in: 0, bytes_out: 0, largest_sent: 0 };
         socket.send(ClientMessage::hello()).await?;
         match socket.recv().await? {
             Some(ServerMessage::Welcome { .. }) => Ok(socket),
@@ -126,6 +131,7 @@ impl SyncSocket {
     pub async fn send(&mut self, message: ClientMessage) -> anyhow::Result<()> {
         let frame = message.encode();
         self.bytes_out += frame.len() as u64;
+        self.largest_sent = self.largest_sent.max(frame.len());
         self.ws.send(Message::Binary(frame.into())).await?;
         Ok(())
     }
@@ -145,10 +151,37 @@ impl SyncSocket {
         Ok(None)
     }
 
+    /// The next message, or None when the socket closed or `deadline` passed first.
+    pub async fn recv_until(&mut self, deadline: Instant) -> anyhow::Result<Option<ServerMessage>> {
+        tokio::time::timeout_at(deadline, self.recv()).await.unwrap_or(Ok(None))
+    }
+
     /// Starts holding `list` with an empty document and asks the server for it.
     pub async fn subscribe(&mut self, list: ListId) -> anyhow::Result<()> {
-        self.docs.insert(list, (ListDoc::empty(), State::new()));
+        self.resume(list, ListDoc::empty(), State::new()).await
+    }
+
+    /// Starts holding `list` with a document and sync state kept from an earlier socket, and
+    /// sends what the server may lack.
+    pub async fn resume(&mut self, list: ListId, doc: ListDoc, state: State) -> anyhow::Result<()> {
+        self.docs.insert(list, (doc, state));
         self.push(list).await
+    }
+
+    /// Closes the socket and hands back the lists it held.
+    pub async fn close(mut self) -> HashMap<ListId, (ListDoc, State)> {
+        let _ = self.ws.close(None).await;
+        self.docs
+    }
+
+    /// The document of a held list, to edit; [`SyncSocket::push`] sends the edits.
+    pub fn doc_mut(&mut self, list: ListId) -> anyhow::Result<&mut ListDoc> {
+        Ok(&mut self.docs.get_mut(&list).context("list not held")?.0)
+    }
+
+    /// Items in a held list's document (0 while it has none or is not a list yet).
+    pub fn item_count(&self, list: ListId) -> usize {
+        self.docs.get(&list).and_then(|(doc, _)| doc.item_count().ok()).unwrap_or(0)
     }
 
     /// Sends the list's next sync message, if it needs one.
@@ -188,6 +221,39 @@ impl SyncSocket {
             self.apply(message).await?;
         }
         Ok(())
+    }
+
+    /// Receives and applies messages until the server has acknowledged everything in the
+    /// list's document; fails after `patience`.
+    pub async fn wait_acknowledged(
+        &mut self,
+        list: ListId,
+        patience: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + patience;
+        while !self.acknowledged(list) {
+            let message = self.recv_until(deadline).await?.with_context(|| {
+                format!("list {list}: not acknowledged within {patience:?} (or the socket closed)")
+            })?;
+            self.apply(message).await?;
+        }
+        Ok(())
+    }
+
+    /// Receives and applies messages until the list holds `items` items or `patience` ran
+    /// out; returns the items it holds then.
+    pub async fn wait_items(
+        &mut self,
+        list: ListId,
+        items: usize,
+        patience: Duration,
+    ) -> anyhow::Result<usize> {
+        let deadline = Instant::now() + patience;
+        while self.item_count(list) < items {
+            let Some(message) = self.recv_until(deadline).await? else { break };
+            self.apply(message).await?;
+        }
+        Ok(self.item_count(list))
     }
 
     /// Whether the server has acknowledged everything in the list's document.

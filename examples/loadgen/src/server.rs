@@ -1,14 +1,16 @@
-//! The server under load: started by the load generator (so its CPU time and peak memory can
-//! be read from `/proc`) or reached at a URL.
+//! The server under load: started by the load generator (so its start time, CPU time and
+//! memory can be measured, and it can be restarted on the same data) or reached at a URL.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
-use anyhow::Context as _;
 use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
 
 /// Config for a server under load: account throttles and per-socket message limits raised,
-/// persistence unchanged (SQLite, WAL, `synchronous=FULL`).
+/// message and document size limits and persistence unchanged (SQLite, WAL,
+/// `synchronous=FULL`).
 const LOAD_CONFIG: &str = r#"
 [throttle]
 per_account_per_minute = 100000
@@ -19,15 +21,36 @@ messages_per_second = 100000
 outbound_queue = 65536
 "#;
 
+/// Longest wait for a started server to listen and answer.
+const START_PATIENCE: Duration = Duration::from_secs(30);
+
 /// A server under load.
 pub struct Server {
-    /// `http://host:port`.
+    /// `http://host:port`; changes when a local server restarts.
     pub base: String,
-    child: Option<Child>,
-    _dir: Option<tempfile::TempDir>,
+    local: Option<Local>,
+}
+
+/// A server process the load generator started, and the folder its data lives in.
+struct Local {
+    bin: PathBuf,
+    /// Holds the config file and the data folder; kept across restarts, removed on drop.
+    dir: tempfile::TempDir,
+    child: Child,
+    start: StartTime,
+}
+
+/// How long a start took.
+#[derive(Debug, Clone, Copy)]
+pub struct StartTime {
+    /// From spawning the process until it printed its listen line.
+    pub listening: Duration,
+    /// From spawning the process until `/healthz` answered 200.
+    pub answering: Duration,
 }
 
 /// CPU and memory of the server process.
+#[derive(Debug, Clone, Copy)]
 pub struct Usage {
     /// User + system CPU seconds.
     pub cpu_secs: f64,
@@ -37,56 +60,49 @@ pub struct Usage {
     pub rss_kib: u64,
 }
 
-impl std::fmt::Display for Usage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "cpu {:.2} s, peak RSS {:.1} MiB, RSS now {:.1} MiB",
-            self.cpu_secs,
-            self.peak_rss_kib as f64 / 1024.0,
-            self.rss_kib as f64 / 1024.0
-        )
-    }
-}
-
 impl Server {
     /// A server already running.
     pub fn external(base: String) -> Self {
-        Self { base, child: None, _dir: None }
+        Self { base, local: None }
     }
 
-    /// Starts `bin` on a free port with a temporary data folder.
+    /// Starts `bin` on a free port with a new temporary data folder.
     pub async fn spawn(bin: &Path) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let config = dir.path().join("load.toml");
-        std::fs::write(&config, LOAD_CONFIG)?;
-        let mut child = Command::new(bin)
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| {
-                format!(
-                    "starting {} (build it with cargo build --release -p tandem-server)",
-                    bin.display()
-                )
-            })?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().context("server stdout")?).read_line(&mut line)?;
-        let base = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .with_context(|| format!("the server did not say where it listens: {line:?}"))?
-            .to_owned();
-        Ok(Self { base, child: Some(child), _dir: Some(dir) })
+        std::fs::write(config_path(&dir), LOAD_CONFIG)?;
+        let (child, base, start) = start(bin, &dir).await?;
+        Ok(Self { base, local: Some(Local { bin: bin.to_owned(), dir, child, start }) })
+    }
+
+    /// Kills the local server and starts it again on the same data folder (a new port).
+    pub async fn restart(&mut self) -> anyhow::Result<StartTime> {
+        let local = self.local.as_mut().context("only a server we started can be restarted")?;
+        local.child.kill()?;
+        local.child.wait()?;
+        let (child, base, start) = start(&local.bin, &local.dir).await?;
+        (local.child, local.start) = (child, start);
+        self.base = base;
+        Ok(start)
+    }
+
+    /// Whether the load generator started this server.
+    pub fn is_local(&self) -> bool {
+        self.local.is_some()
+    }
+
+    /// How long the latest start took, when we started the server.
+    pub fn start_time(&self) -> Option<StartTime> {
+        Some(self.local.as_ref()?.start)
+    }
+
+    /// The SQLite file holding every shard, when we started the server.
+    pub fn database_file(&self) -> Option<PathBuf> {
+        Some(data_dir(&self.local.as_ref()?.dir).join("tandem.db"))
     }
 
     /// The server's CPU time and memory, when it is our child.
     pub fn usage(&self) -> Option<Usage> {
-        let pid = self.child.as_ref()?.id();
+        let pid = self.local.as_ref()?.child.id();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         let field = |name: &str| {
             status
@@ -108,9 +124,75 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(local) = &mut self.local {
+            let _ = local.child.kill();
+            let _ = local.child.wait();
         }
     }
+}
+
+fn config_path(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("load.toml")
+}
+
+fn data_dir(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("data")
+}
+
+/// Spawns the server on `dir` and waits until it listens and answers `/healthz`.
+async fn start(bin: &Path, dir: &tempfile::TempDir) -> anyhow::Result<(Child, String, StartTime)> {
+    let spawned = Instant::now();
+    let mut child = Command::new(bin)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir(dir))
+        .arg("--config")
+        .arg(config_path(dir))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "starting {} (build it with cargo build --release -p tandem-server)",
+                bin.display()
+            )
+        })?;
+    let stdout = child.stdout.take().context("server stdout")?;
+    let listen = tokio::task::spawn_blocking(move || listen_line(stdout));
+    let base = match tokio::time::timeout(START_PATIENCE, listen).await {
+        Ok(base) => base??,
+        Err(_) => bail!("the server did not print its listen line within {START_PATIENCE:?}"),
+    };
+    let listening = spawned.elapsed();
+    let http = reqwest::Client::new();
+    loop {
+        let health = http.get(format!("{base}/healthz")).send().await;
+        if health.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        if spawned.elapsed() > START_PATIENCE {
+            bail!("the server at {base} did not answer /healthz within {START_PATIENCE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok((child, base, StartTime { listening, answering: spawned.elapsed() }))
+}
+
+/// Reads the server's listen line and returns its URL; then forwards the rest of its
+/// standard output to ours for errors (so that the pipe never fills up or closes on it).
+fn listen_line(stdout: ChildStdout) -> anyhow::Result<String> {
+    let mut lines = BufReader::new(stdout);
+    let mut line = String::new();
+    lines.read_line(&mut line)?;
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .with_context(|| format!("the server did not say where it listens: {line:?}"))?
+        .to_owned();
+    std::thread::spawn(move || {
+        for line in lines.lines() {
+            let Ok(line) = line else { break };
+            eprintln!("tandem-server: {line}");
+        }
+    });
+    Ok(base)
 }
