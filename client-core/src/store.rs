@@ -15,7 +15,11 @@
 //! # Concurrency contract
 //! - Within one process, share one [`crate::Client`]; it serialises all store access behind
 //!   one mutex. The functions of this module take a `&Connection` and do no locking of their
-//!   own: callers hold that mutex and, for writes, a transaction.
+//!   own: callers hold that mutex and, for writes, a transaction. One exception: the
+//!   client's background compactor has a connection of its own; it reads a document with no
+//!   lock (WAL readers block no one) and holds the client's mutex for its one short write
+//!   transaction, which writes only if the document changed by appends alone since the read
+//!   (see [`documents::compact_through`]).
 //! - Several processes (say `tandem watch` and `tandem add` in two terminals) may open the
 //!   same data directory. Every write starts with `BEGIN IMMEDIATE`, so writers queue on
 //!   SQLite's lock (with a busy timeout of [`BUSY_TIMEOUT`]) instead of failing midway, and

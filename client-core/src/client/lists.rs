@@ -57,9 +57,9 @@ impl Client {
                 deleted: false,
             };
             lists::insert(&tx, &row)?;
-            documents::insert(&tx, id, &snapshot)?;
+            let generation = documents::insert(&tx, id, &snapshot)?;
             tx.commit()?;
-            inner.docs.insert(id, Cached { doc, generation: 1 });
+            inner.docs.insert(id, Cached { doc, generation });
             id
         };
         self.emit(id, ChangeKind::Created);
