@@ -5,9 +5,12 @@
 //!
 //! The methods live in one file per concern: [`lists`](self::lists) and
 //! [`items`](self::items) (local, offline), [`account`](self::account) (REST: account and
-//! sharing), [`sync_support`](self::sync_support) (what the sync engine calls).
+//! sharing), [`sync_support`](self::sync_support) and [`sync_exchange`](self::sync_exchange)
+//! (what the sync engine calls). Compaction of the stored documents runs on a thread of the
+//! client's own, off the edit path ([`compactor`](self::compactor)).
 
 mod account;
+mod compactor;
 mod items;
 mod lists;
 mod sync_exchange;
@@ -15,18 +18,21 @@ mod sync_support;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
-use tandem_protocol::{ItemId, ListDoc, ListId};
+use tandem_protocol::automerge::ChangeHash;
+use tandem_protocol::{ItemId, ListDoc, ListId, Touched};
 
 pub use account::Account;
 pub use sync_exchange::SyncReceived;
 
 use crate::events::{ChangeEvent, ChangeKind, Listeners, SubscriptionId};
 use crate::rest::RestClient;
-use crate::store::{self, documents, lists as list_rows};
+use crate::store::documents::{self, DocStats};
+use crate::store::{self, lists as list_rows};
 use crate::{Error, Result};
+use compactor::Compactor;
 
 /// The server URL used when neither the caller nor the store names one.
 pub const DEFAULT_SERVER_URL: &str = "http://127.0.0.1:8080";
@@ -57,7 +63,10 @@ impl ClientConfig {
 /// The client engine for one data directory. `Send + Sync`: share it (e.g. in an `Arc`)
 /// between the UI, the sync loop and FFI callers; every call is safe from any thread.
 pub struct Client {
-    inner: Mutex<Inner>,
+    /// The store lock. Shared with the compactor thread, which holds it for its writes.
+    inner: Arc<Mutex<Inner>>,
+    /// Folds change chunks into snapshots in the background; dropping it joins its thread.
+    compactor: Compactor,
     listeners: Listeners,
     rest: RestClient,
     data_dir: PathBuf,
@@ -83,8 +92,10 @@ impl Client {
         let server_url =
             config.server_url.or(stored).unwrap_or_else(|| DEFAULT_SERVER_URL.to_owned());
         let rest = RestClient::new(&server_url)?;
+        let inner = Arc::new(Mutex::new(Inner { conn, docs: HashMap::new() }));
         Ok(Self {
-            inner: Mutex::new(Inner { conn, docs: HashMap::new() }),
+            compactor: Compactor::new(config.data_dir.clone(), Arc::clone(&inner)),
+            inner,
             listeners: Listeners::default(),
             rest,
             data_dir: config.data_dir,
@@ -126,17 +137,33 @@ impl Client {
         self.listeners.emit(ChangeEvent { list_id, kind });
     }
 
+    /// After a committed write of `list`'s document: queues the list for the background
+    /// compactor if its chunks have piled up. Call it with the store lock released.
+    fn compact_if_due(&self, list: ListId, stats: &DocStats) {
+        if documents::needs_compaction(stats) {
+            self.compactor.request(list);
+        }
+    }
+
+    /// Blocks until the background compactor has nothing queued and is idle. For tests and
+    /// benchmarks: nothing needs compaction to have happened.
+    #[doc(hidden)]
+    pub fn wait_for_compaction(&self) {
+        self.compactor.wait_idle();
+    }
+
     /// Runs one edit of `list`'s document as one store transaction: checks that the list is
     /// visible and editable, applies `edit` (which returns its value and the items it
     /// touched), appends the change, refreshes the touched item rows and the title cache,
-    /// compacts if due, and commits. Emits `kind` if anything changed.
+    /// and commits. Then queues the list for compaction if due, and emits `kind` if anything
+    /// changed.
     fn edit<T>(
         &self,
         list: ListId,
         kind: ChangeKind,
         edit: impl FnOnce(&mut ListDoc) -> Result<(T, Vec<ItemId>)>,
     ) -> Result<T> {
-        let (value, changed) = {
+        let (value, written) = {
             let mut guard = self.lock();
             let Inner { conn, docs } = &mut *guard;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -157,37 +184,87 @@ impl Client {
                 }
             }
         };
-        if changed {
+        if let Some(stats) = written {
+            self.compact_if_due(list, &stats);
             self.emit(list, kind);
         }
         Ok(value)
     }
 }
 
-/// The body of [`Client::edit`] once the checks passed.
+/// The body of [`Client::edit`] once the checks passed. Returns the document's new stats, or
+/// `None` if the edit changed nothing.
 fn write_edit<T>(
     tx: Transaction<'_>,
     docs: &mut HashMap<ListId, Cached>,
     list: ListId,
     edit: impl FnOnce(&mut ListDoc) -> Result<(T, Vec<ItemId>)>,
-) -> Result<(T, bool)> {
+) -> Result<(T, Option<DocStats>)> {
     let cached = cached_doc(&tx, docs, list)?;
     let heads = cached.doc.heads();
     let (value, touched) = edit(&mut cached.doc)?;
     let chunk = cached.doc.save_after(&heads);
     if chunk.is_empty() {
-        return Ok((value, false)); // e.g. the same text again: nothing to store
+        return Ok((value, None)); // e.g. the same text again: nothing to store
     }
     let stats = documents::append(&tx, list, &chunk)?;
     store::items::refresh(&tx, list, &cached.doc, &touched)?;
     let title = cached.doc.title().map_err(|e| Error::Internal(e.to_string()))?;
     list_rows::set_title(&tx, list, &title)?;
-    if documents::needs_compaction(&stats) {
-        documents::compact(&tx, list, &cached.doc.save())?;
-    }
     tx.commit()?;
     cached.generation = stats.generation;
-    Ok((value, true))
+    Ok((value, Some(stats)))
+}
+
+/// Runs `merge` (changes from elsewhere going into `doc`) with Automerge's patch log on,
+/// and returns what it touched, at a cost in proportion to the change (not to the list).
+/// The log is off again afterwards, so local edits do not pay for it.
+fn merge_tracked(
+    doc: &mut ListDoc,
+    merge: impl FnOnce(&mut ListDoc) -> Result<()>,
+) -> Result<Touched> {
+    doc.track_changes();
+    let merged = merge(doc);
+    let touched = if merged.is_ok() { doc.take_touched() } else { Touched::default() };
+    doc.automerge_mut().reset_diff_cursor();
+    merged.map(|()| touched)
+}
+
+/// Stores what a merge brought into `cached.doc` since `before` (its heads then), in the
+/// caller's transaction: checks the parts the merge `touched` (the document was valid
+/// before), appends the chunk, rewrites the rows of the touched items (every row if the
+/// merge changed the document's top level) and the title. Returns the new stats, or `None`
+/// if nothing new arrived. An invalid result is `InvalidInput`; the caller must then drop
+/// `cached` (the document in memory holds the refused changes) and not commit.
+fn write_merge(
+    tx: &Transaction<'_>,
+    list: ListId,
+    cached: &mut Cached,
+    before: &[ChangeHash],
+    touched: &Touched,
+) -> Result<Option<DocStats>> {
+    let chunk = cached.doc.save_after(before);
+    if chunk.is_empty() {
+        return Ok(None);
+    }
+    cached.doc.validate_touched(touched).map_err(|e| {
+        Error::InvalidInput(format!("list {list}: the changes make a malformed list: {e}"))
+    })?;
+    let stats = documents::append(tx, list, &chunk)?;
+    let ids: Option<Vec<ItemId>> = if touched.structure {
+        None
+    } else {
+        // validate_touched read every key as an item id; a key that is not one (it cannot
+        // get here) costs a full rewrite, not a wrong row.
+        touched.item_keys.iter().map(|key| key.parse().ok().map(ItemId)).collect()
+    };
+    match ids {
+        Some(ids) => store::items::refresh(tx, list, &cached.doc, &ids)?,
+        None => store::items::replace_all(tx, list, &cached.doc)?,
+    }
+    let title = cached.doc.title().map_err(|e| Error::Internal(e.to_string()))?;
+    list_rows::set_title(tx, list, &title)?;
+    Ok(Some(stats))
 }
 
 /// The list's metadata, or `NotFound` if it is unknown or deleted.

@@ -10,10 +10,11 @@ use tandem_protocol::ListId;
 use tandem_protocol::automerge::ChangeHash;
 use tandem_protocol::automerge::sync::{Message, State, SyncDoc as _};
 
-use super::{Client, Inner, cached_doc};
+use super::{Client, Inner, cached_doc, merge_tracked, write_merge};
 use crate::events::ChangeKind;
+use crate::store::documents::{self, DocStats};
 use crate::store::sync_states::{self, SyncStateRow};
-use crate::store::{account, documents, items, lists, reserved_ids};
+use crate::store::{account, items, lists, reserved_ids};
 use crate::{Error, Result};
 
 /// What [`Client::sync_receive`] did with a server message.
@@ -56,9 +57,9 @@ impl Client {
     }
 
     /// Receives a server sync message about `list` into its document and `state`. New
-    /// changes are validated, then the document chunk, the item rows, the title and the
-    /// encoded sync state with the server's heads are committed together; then
-    /// `RemoteChanged` is emitted. A message that does not decode, or whose changes would
+    /// changes are validated (the parts of the list they touched), then the document chunk,
+    /// the touched item rows, the title and the encoded sync state with the server's heads
+    /// are committed together; then `RemoteChanged` is emitted. A message that does not decode, or whose changes would
     /// make the list malformed, is refused with nothing stored (`InvalidInput`); the caller
     /// should then restart `state` from [`Client::load_sync_state`].
     pub fn sync_receive(
@@ -70,54 +71,37 @@ impl Client {
         let message = Message::decode(data)
             .map_err(|e| Error::InvalidInput(format!("list {list}: not a sync message: {e}")))?;
         let server_heads = message.heads.clone();
-        let changed = {
+        let written = {
             let mut guard = self.lock();
             let Inner { conn, docs } = &mut *guard;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if lists::get(&tx, list)?.is_none_or(|r| r.deleted) {
                 return Err(Error::NotFound(format!("no list {list}")));
             }
-            let result = (|| -> Result<bool> {
+            let result = (|| -> Result<Option<DocStats>> {
                 let cached = cached_doc(&tx, docs, list)?;
                 let before = cached.doc.heads();
-                let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    cached.doc.automerge_mut().sync().receive_sync_message(state, message)
-                }));
-                match applied {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        return Err(Error::InvalidInput(format!("list {list}: {e}")));
-                    }
-                    Err(_) => {
-                        return Err(Error::InvalidInput(format!(
+                let touched = merge_tracked(&mut cached.doc, |doc| {
+                    let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        doc.automerge_mut().sync().receive_sync_message(state, message)
+                    }));
+                    match applied {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(e)) => Err(Error::InvalidInput(format!("list {list}: {e}"))),
+                        Err(_) => Err(Error::InvalidInput(format!(
                             "list {list}: the sync message could not be applied"
-                        )));
+                        ))),
                     }
-                }
-                let chunk = cached.doc.save_after(&before);
+                })?;
+                let stats = write_merge(&tx, list, cached, &before, &touched)?;
                 let row =
                     SyncStateRow { state: state.encode(), server_heads: server_heads.clone() };
-                if chunk.is_empty() {
-                    sync_states::put(&tx, list, &row)?;
-                    tx.commit()?;
-                    return Ok(false);
-                }
-                cached.doc.validate().map_err(|e| {
-                    Error::InvalidInput(format!(
-                        "list {list}: the server sent a malformed list: {e}"
-                    ))
-                })?;
-                let stats = documents::append(&tx, list, &chunk)?;
-                items::replace_all(&tx, list, &cached.doc)?;
-                let title = cached.doc.title().map_err(|e| Error::Internal(e.to_string()))?;
-                lists::set_title(&tx, list, &title)?;
-                if documents::needs_compaction(&stats) {
-                    documents::compact(&tx, list, &cached.doc.save())?;
-                }
                 sync_states::put(&tx, list, &row)?;
                 tx.commit()?;
-                cached.generation = stats.generation;
-                Ok(true)
+                if let Some(stats) = &stats {
+                    cached.generation = stats.generation;
+                }
+                Ok(stats)
             })();
             if result.is_err() {
                 // The in-memory document may hold what the store refused: reload next time.
@@ -125,7 +109,9 @@ impl Client {
             }
             result?
         };
-        if changed {
+        let changed = written.is_some();
+        if let Some(stats) = written {
+            self.compact_if_due(list, &stats);
             self.emit(list, ChangeKind::RemoteChanged);
         }
         Ok(SyncReceived { changed, server_heads })

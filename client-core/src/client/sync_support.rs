@@ -5,10 +5,11 @@
 use rusqlite::TransactionBehavior;
 use tandem_protocol::{ListId, Role};
 
-use super::{Client, cached_doc};
+use super::{Client, cached_doc, merge_tracked, write_merge};
 use crate::events::ChangeKind;
+use crate::store::documents::{self, DocStats};
+use crate::store::lists;
 use crate::store::sync_states::{self, SyncStateRow};
-use crate::store::{documents, items, lists};
 use crate::{Error, Result};
 
 impl Client {
@@ -123,46 +124,38 @@ impl Client {
     }
 
     /// Merges changes from elsewhere (Automerge change bytes or a saved document) into the
-    /// list, checks the result with `ListDoc::validate`, stores it with the list's rows in
-    /// one transaction and emits `RemoteChanged`. A result that is not a valid list is
+    /// list, checks what they touched with `ListDoc::validate_touched`, stores them with the
+    /// touched rows in one transaction and emits `RemoteChanged`. A result that is not a valid list is
     /// refused and nothing is kept. Returns whether anything new arrived.
     pub fn apply_remote_changes(&self, list: ListId, bytes: &[u8]) -> Result<bool> {
-        let changed = {
+        let written = {
             let mut guard = self.lock();
             let super::Inner { conn, docs } = &mut *guard;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if lists::get(&tx, list)?.is_none_or(|r| r.deleted) {
                 return Err(Error::NotFound(format!("no list {list}")));
             }
-            let result = (|| -> Result<bool> {
+            let result = (|| -> Result<Option<DocStats>> {
                 let cached = cached_doc(&tx, docs, list)?;
                 let heads = cached.doc.heads();
-                cached
-                    .doc
-                    .load_incremental(bytes)
-                    .map_err(|e| Error::InvalidInput(e.to_string()))?;
-                cached.doc.validate().map_err(|e| Error::InvalidInput(e.to_string()))?;
-                let chunk = cached.doc.save_after(&heads);
-                if chunk.is_empty() {
-                    return Ok(false);
+                let touched = merge_tracked(&mut cached.doc, |doc| {
+                    doc.load_incremental(bytes).map_err(|e| Error::InvalidInput(e.to_string()))
+                })?;
+                let stats = write_merge(&tx, list, cached, &heads, &touched)?;
+                if let Some(stats) = &stats {
+                    tx.commit()?;
+                    cached.generation = stats.generation;
                 }
-                let stats = documents::append(&tx, list, &chunk)?;
-                items::replace_all(&tx, list, &cached.doc)?;
-                let title = cached.doc.title().map_err(|e| Error::Internal(e.to_string()))?;
-                lists::set_title(&tx, list, &title)?;
-                if documents::needs_compaction(&stats) {
-                    documents::compact(&tx, list, &cached.doc.save())?;
-                }
-                tx.commit()?;
-                cached.generation = stats.generation;
-                Ok(true)
+                Ok(stats)
             })();
             if result.is_err() {
                 docs.remove(&list);
             }
             result?
         };
-        if changed {
+        let changed = written.is_some();
+        if let Some(stats) = written {
+            self.compact_if_due(list, &stats);
             self.emit(list, ChangeKind::RemoteChanged);
         }
         Ok(changed)
@@ -194,8 +187,8 @@ impl Client {
         sync_states::put(&guard.conn, list, state)
     }
 
-    /// Folds a list's change chunks into one snapshot now (it also happens on its own as
-    /// chunks pile up).
+    /// Folds a list's change chunks into one snapshot now, in the caller's thread (it also
+    /// happens on its own, in the background, as chunks pile up).
     pub fn compact(&self, list: ListId) -> Result<()> {
         let mut guard = self.lock();
         let super::Inner { conn, docs } = &mut *guard;

@@ -1,6 +1,7 @@
 //! Integration tests of the client engine against real SQLite files in temporary
 //! directories. One test binary with a module per scenario, to save link time.
 
+mod compaction;
 mod crash;
 mod edits;
 mod events;

@@ -61,3 +61,65 @@ fn malformed_remote_documents_are_refused_and_nothing_is_kept() {
     doc.validate().unwrap();
     assert!(matches!(client.apply_remote_changes(ListId(1), &[]), Err(Error::NotFound(_))));
 }
+
+#[test]
+fn remote_changes_rewrite_the_rows_they_touch_and_malformed_items_are_refused() {
+    use tandem_protocol::ItemId;
+    use tandem_protocol::automerge::transaction::Transactable;
+    use tandem_protocol::automerge::{ObjType, ROOT, ReadDoc};
+
+    let (dir, client) = fresh();
+    let list = ListId(42);
+    let mut remote = ListDoc::new("Long").unwrap();
+    for i in 1..=50 {
+        remote.add_item(ItemId(i), &format!("item {i}")).unwrap();
+    }
+    client.track_list(list, "", Role::Editor).unwrap();
+    assert!(client.apply_remote_changes(list, &remote.save()).unwrap());
+    let same = |client: &tandem_client::Client, remote: &ListDoc| {
+        let shown = client.list(list).unwrap();
+        assert_eq!(shown.items, remote.items().unwrap());
+        assert_eq!(shown.title, remote.title().unwrap());
+    };
+    same(&client, &remote);
+
+    // One kind of change at a time, each sent as the changes since the last exchange.
+    let edits: [fn(&mut ListDoc); 7] = [
+        |d| d.edit_content(ItemId(7), "seventh, edited").unwrap(),
+        |d| d.set_done(ItemId(8), true).unwrap(),
+        |d| d.remove_item(ItemId(9)).unwrap(),
+        |d| d.move_to_first(ItemId(50)).unwrap(),
+        |d| drop(d.move_after(ItemId(1), ItemId(30)).unwrap()),
+        |d| drop(d.add_item(ItemId(51), "new").unwrap()),
+        |d| d.set_title("Longer").unwrap(),
+    ];
+    for edit in &edits {
+        let heads = remote.heads();
+        edit(&mut remote);
+        assert!(client.apply_remote_changes(list, &remote.save_after(&heads)).unwrap());
+        same(&client, &remote);
+    }
+
+    // An item made malformed (its `done` a string): refused, rows and document kept.
+    let before = client.list(list).unwrap();
+    let mut bad = remote.clone();
+    let heads = bad.heads();
+    let am = bad.automerge_mut();
+    let (_, items) = am.get(ROOT, "items").unwrap().unwrap();
+    let (_, item) = am.get(&items, "10").unwrap().unwrap();
+    am.put(&item, "done", "yes").unwrap();
+    am.commit();
+    let refused = client.apply_remote_changes(list, &bad.save_after(&heads));
+    assert!(matches!(refused, Err(Error::InvalidInput(_))), "{refused:?}");
+    // And a malformed new item.
+    let mut bad = remote.clone();
+    let heads = bad.heads();
+    let am = bad.automerge_mut();
+    let (_, items) = am.get(ROOT, "items").unwrap().unwrap();
+    am.put_object(&items, "123", ObjType::List).unwrap();
+    am.commit();
+    let refused = client.apply_remote_changes(list, &bad.save_after(&heads));
+    assert!(matches!(refused, Err(Error::InvalidInput(_))), "{refused:?}");
+    assert_eq!(client.list(list).unwrap(), before);
+    same(&reopen(&dir), &remote);
+}
