@@ -50,6 +50,9 @@ pub struct Received {
 struct Peer {
     state: State,
     role: Role,
+    /// The peer's changes were merged since it was last sent a message: it must hear the
+    /// room's heads once they are saved, even when Automerge thinks it already knows them.
+    owes_ack: bool,
 }
 
 /// One list's merged document and its peers.
@@ -91,7 +94,7 @@ impl Room {
 
     /// Adds a peer with a role (or changes its role, restarting its sync state).
     pub fn join(&mut self, peer: PeerId, role: Role) {
-        self.peers.insert(peer, Peer { state: state_for(role), role });
+        self.peers.insert(peer, Peer { state: state_for(role), role, owes_ack: false });
     }
 
     /// Changes a peer's role; a change between read-only and writable restarts its sync state.
@@ -165,6 +168,7 @@ impl Room {
             return Err(Refusal::Invalid(invalid));
         }
         self.unsaved_touched.merge(touched);
+        p.owes_ack = true;
         Ok(Received { changed: true })
     }
 
@@ -214,6 +218,13 @@ impl Room {
             return None;
         }
         let p = self.peers.get_mut(&peer)?;
+        if std::mem::take(&mut p.owes_ack) {
+            // Automerge stays quiet towards a peer whose last message showed the same heads
+            // as ours (say it merged someone else's change while its own was on the way); but
+            // that peer has not heard that its change is saved. Forgetting what we last sent
+            // makes Automerge send our heads.
+            p.state.last_sent_heads.clear();
+        }
         self.doc.automerge_mut().sync().generate_sync_message(&mut p.state).map(Message::encode)
     }
 }
@@ -291,6 +302,48 @@ mod tests {
         room.mark_saved();
         assert!(room.outgoing(1).is_some());
         assert_eq!(saved.items().unwrap()[0].content, "milk", "the saved chunk holds the change");
+    }
+
+    fn save(room: &mut Room) {
+        if room.unsaved().is_some() {
+            room.mark_saved();
+        }
+    }
+
+    /// The room heard a writer's change and, in the same batch, a message saying the writer
+    /// now also holds someone else's change (so their heads are equal). Automerge alone would
+    /// then say nothing, and the writer would never learn that its change was saved.
+    #[test]
+    fn a_saved_change_is_always_acknowledged_to_its_writer() {
+        let mut room = Room::new(ListDoc::new("Busy").unwrap());
+        room.join(1, Role::Editor);
+        room.join(2, Role::Editor);
+        let mut w1 = Client::new(ListDoc::empty());
+        let mut w2 = Client::new(ListDoc::empty());
+        settle(&mut room, 1, &mut w1);
+        settle(&mut room, 2, &mut w2);
+
+        w1.doc.add_item(ItemId(1), "from w1").unwrap();
+        let m1 = w1.outgoing().unwrap();
+        w2.doc.add_item(ItemId(2), "from w2").unwrap();
+        let m2 = w2.outgoing().unwrap();
+        room.receive(2, &m2).unwrap();
+        save(&mut room);
+        let to_w2 = room.outgoing(2).unwrap();
+        w2.receive(&to_w2);
+        let to_w1 = room.outgoing(1).unwrap();
+        w1.receive(&to_w1);
+        let m1_heads = w1.outgoing().unwrap();
+
+        room.receive(1, &m1).unwrap();
+        room.receive(1, &m1_heads).unwrap();
+        save(&mut room);
+        let ack = room.outgoing(1).expect("the writer hears that its change was saved");
+        w1.receive(&ack);
+        let ours = w1.doc.heads();
+        assert_eq!(w1.state.their_heads.as_ref(), Some(&ours));
+        assert!(w1.outgoing().is_none(), "and the exchange ends there");
+        assert!(room.outgoing(1).is_none());
     }
 
     #[test]
