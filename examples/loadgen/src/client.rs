@@ -232,12 +232,28 @@ impl SyncSocket {
     ) -> anyhow::Result<()> {
         let deadline = Instant::now() + patience;
         while !self.acknowledged(list) {
-            let message = self.recv_until(deadline).await?.with_context(|| {
-                format!("list {list}: not acknowledged within {patience:?} (or the socket closed)")
-            })?;
+            let Ok(message) = tokio::time::timeout_at(deadline, self.recv()).await else {
+                bail!("list {list}: not acknowledged within {patience:?}: {}", self.heads(list));
+            };
+            let message = message?.with_context(|| format!("list {list}: socket closed"))?;
             self.apply(message).await?;
         }
         Ok(())
+    }
+
+    /// The list's heads and the server's last advertised ones, for errors.
+    fn heads(&mut self, list: ListId) -> String {
+        let short = |heads: &[ChangeHash]| -> Vec<String> {
+            heads.iter().map(|h| h.to_string()[..8].to_owned()).collect()
+        };
+        let (doc, state) = self.docs.get_mut(&list).expect("held");
+        format!(
+            "ours {:?}, the server's last {:?}, shared {:?}, in flight {}",
+            short(&doc.heads()),
+            state.their_heads.as_deref().map(short),
+            short(&state.shared_heads),
+            state.in_flight
+        )
     }
 
     /// Receives and applies messages until the list holds `items` items or `patience` ran
