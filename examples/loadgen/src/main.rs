@@ -9,7 +9,8 @@
 //!
 //! Each run prints ONE JSON line on standard output: `workload`, the parameters, the figures,
 //! and the server's (`server_start_ms`, `server_peak_rss_mib`, `server_cpu_s`: null when the
-//! server was not started here). A failed run prints the same line with an `error` field and
+//! server was not started here), and `loadgen_cpu_s`, the load generator's own CPU time (it
+//! shares the machine with the server). A failed run prints the same line with an `error` field and
 //! exits with status 1. Progress goes to standard error.
 //!
 //! ```text
@@ -102,6 +103,7 @@ async fn main() -> ExitCode {
         "server_listen_ms": null,
         "server_peak_rss_mib": null,
         "server_cpu_s": null,
+        "loadgen_cpu_s": null,
     });
     merge(&mut line, cli.workload.params());
     let result = run(cli, &mut line).await;
@@ -145,6 +147,9 @@ async fn run(cli: Cli, line: &mut Value) -> anyhow::Result<()> {
             }),
         );
     }
+    // The load generator shares the machine: its own CPU time tells how much it took.
+    let own_cpu = server::Usage::of(std::process::id()).map(|u| round(u.cpu_secs, 2));
+    merge(line, json!({ "loadgen_cpu_s": own_cpu }));
     merge(line, figures?);
     Ok(())
 }

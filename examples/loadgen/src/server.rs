@@ -102,7 +102,13 @@ impl Server {
 
     /// The server's CPU time and memory, when it is our child.
     pub fn usage(&self) -> Option<Usage> {
-        let pid = self.local.as_ref()?.child.id();
+        Usage::of(self.local.as_ref()?.child.id())
+    }
+}
+
+impl Usage {
+    /// The CPU time and memory of process `pid`, from `/proc`.
+    pub fn of(pid: u32) -> Option<Self> {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         let field = |name: &str| {
             status
@@ -114,7 +120,7 @@ impl Server {
         // Fields after the command name (which may hold spaces) start after the last ')'.
         let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
         let ticks: f64 = rest.get(11)?.parse::<f64>().ok()? + rest.get(12)?.parse::<f64>().ok()?;
-        Some(Usage {
+        Some(Self {
             cpu_secs: ticks / 100.0,
             peak_rss_kib: field("VmHWM:")?,
             rss_kib: field("VmRSS:")?,

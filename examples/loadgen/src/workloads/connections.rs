@@ -32,7 +32,8 @@ impl Params {
     }
 }
 
-/// Runs the workload: time to connect all, server RSS before and after, RSS per connection.
+/// Runs the workload: time to connect all (and the server's CPU seconds meanwhile), server
+/// RSS before and after, RSS per connection.
 pub async fn run(server: &Server, p: Params) -> anyhow::Result<Value> {
     let rest = Rest::new(&server.base);
     let owner = rest.signup("idle").await?;
@@ -57,6 +58,7 @@ pub async fn run(server: &Server, p: Params) -> anyhow::Result<Value> {
     tokio::time::sleep(SETTLE).await;
     let after = server.usage();
     drop(sockets);
+    let cpu = before.zip(after).map(|(b, a)| round(a.cpu_secs - b.cpu_secs, 2));
     let per_connection = match (before, after) {
         (Some(before), Some(after)) => Some(round(
             after.rss_kib.saturating_sub(before.rss_kib) as f64 / p.count.max(1) as f64,
@@ -66,6 +68,7 @@ pub async fn run(server: &Server, p: Params) -> anyhow::Result<Value> {
     };
     Ok(json!({
         "connect_s": secs(connect_time),
+        "server_cpu_s_connecting": cpu,
         "server_rss_before_mib": before.map(|u| mib(u.rss_kib)),
         "server_rss_after_mib": after.map(|u| mib(u.rss_kib)),
         "rss_per_connection_kib": per_connection,
