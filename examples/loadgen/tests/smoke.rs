@@ -68,7 +68,7 @@ fn connections_open_and_report_memory() {
 
 #[test]
 fn reconnect_brings_every_list_in_step() {
-    let report = run(&["reconnect", "--clients", "3", "--edits", "5"]);
+    let report = run(&["reconnect", "--clients", "3", "--edits", "5", "--lists-per-account", "2"]);
     assert_eq!(report["in_step"], 3, "{report}");
     assert!(report["all_in_step_ms"].is_number(), "{report}");
     assert_eq!(report["sample_checked"], 3, "{report}");

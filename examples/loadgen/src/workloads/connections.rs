@@ -1,5 +1,7 @@
 //! `connections`: idle authenticated sockets, each subscribed to its own list (loaded), and
-//! what they cost the server in memory.
+//! what they cost the server in memory. The lists belong to accounts of a few lists each, as
+//! real users' do: the server's Welcome names every list of the account, so one account
+//! owning thousands of lists would cost every socket in proportion.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +11,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{SETUP_CONCURRENCY, make_lists};
+use super::{SETUP_CONCURRENCY, make_owned_lists, signup_many};
 use crate::client::{Rest, SyncSocket};
 use crate::server::Server;
 use crate::stats::{mib, round, secs};
@@ -23,28 +25,32 @@ pub struct Params {
     /// Sockets (the target is 10,000; each needs a file descriptor here and on the server).
     #[arg(long, default_value_t = 2000)]
     pub count: usize,
+    /// Lists (and so sockets) per account.
+    #[arg(long, default_value_t = 10)]
+    pub lists_per_account: usize,
 }
 
 impl Params {
     /// The parameters as report fields.
     pub fn json(&self) -> Value {
-        json!({ "count": self.count })
+        json!({ "count": self.count, "lists_per_account": self.lists_per_account })
     }
 }
 
 /// Runs the workload: time to connect all (and the server's CPU seconds meanwhile), server
 /// RSS before and after, RSS per connection.
 pub async fn run(server: &Server, p: Params) -> anyhow::Result<Value> {
+    anyhow::ensure!(p.lists_per_account > 0, "--lists-per-account must be positive");
     let rest = Rest::new(&server.base);
-    let owner = rest.signup("idle").await?;
-    let ids = make_lists(&rest, &owner, None, p.count).await?;
-    eprintln!("connections: {} lists made; connecting", p.count);
+    let owners = signup_many(&rest, "idle", p.count.div_ceil(p.lists_per_account)).await?;
+    let lists = make_owned_lists(&rest, &owners, None, p.count).await?;
+    eprintln!("connections: {} accounts, {} lists made; connecting", owners.len(), p.count);
     let before = server.usage();
     let began = Instant::now();
     let permits = Arc::new(Semaphore::new(SETUP_CONCURRENCY));
     let mut tasks = JoinSet::new();
-    for list in ids {
-        let (base, owner, permits) = (server.base.clone(), owner.clone(), permits.clone());
+    for (owner, list) in lists {
+        let (base, permits) = (server.base.clone(), permits.clone());
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await?;
             SyncSocket::open_list(&base, &owner, list).await

@@ -34,25 +34,57 @@ async fn make_lists(
     reader: Option<&Account>,
     n: usize,
 ) -> anyhow::Result<Vec<ListId>> {
+    let lists = make_owned_lists(rest, std::slice::from_ref(owner), reader, n).await?;
+    Ok(lists.into_iter().map(|(_, list)| list).collect())
+}
+
+/// Makes `n` lists, the i-th owned by `owners[i % owners.len()]` and shared with `reader` as
+/// VIEWER if given; returns each with its owner, in order.
+async fn make_owned_lists(
+    rest: &Rest,
+    owners: &[Account],
+    reader: Option<&Account>,
+    n: usize,
+) -> anyhow::Result<Vec<(Account, ListId)>> {
     let permits = Arc::new(Semaphore::new(SETUP_CONCURRENCY));
     let mut tasks = JoinSet::new();
     for i in 0..n {
-        let (rest, owner, reader, permits) =
-            (rest.clone(), owner.clone(), reader.cloned(), permits.clone());
+        let owner = owners[i % owners.len()].clone();
+        let (rest, reader, permits) = (rest.clone(), reader.cloned(), permits.clone());
         tasks.spawn(async move {
             let _permit = permits.acquire().await?;
             let list = rest.create(&owner, &format!("load {i}")).await?;
             if let Some(reader) = reader {
                 rest.share(&owner, list, &reader.email, "VIEWER").await?;
             }
-            anyhow::Ok(list)
+            anyhow::Ok((i, owner, list))
         });
     }
     let mut lists = Vec::with_capacity(n);
     while let Some(list) = tasks.join_next().await {
         lists.push(list??);
     }
-    Ok(lists)
+    lists.sort_by_key(|(i, _, _)| *i);
+    Ok(lists.into_iter().map(|(_, owner, list)| (owner, list)).collect())
+}
+
+/// Signs up `n` accounts named `{name}{i}`, a few at a time (each costs the server two
+/// password hashes).
+async fn signup_many(rest: &Rest, name: &str, n: usize) -> anyhow::Result<Vec<Account>> {
+    let permits = Arc::new(Semaphore::new(SETUP_CONCURRENCY));
+    let mut tasks = JoinSet::new();
+    for i in 0..n {
+        let (rest, permits, name) = (rest.clone(), permits.clone(), format!("{name}{i}"));
+        tasks.spawn(async move {
+            let _permit = permits.acquire().await?;
+            rest.signup(&name).await
+        });
+    }
+    let mut accounts = Vec::with_capacity(n);
+    while let Some(account) = tasks.join_next().await {
+        accounts.push(account??);
+    }
+    Ok(accounts)
 }
 
 /// Holds every simulated client at the starting line until all are connected and loaded,

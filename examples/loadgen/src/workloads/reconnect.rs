@@ -1,6 +1,6 @@
 //! `reconnect`: clients that edited offline all come back at once.
 //!
-//! Each client owns its own list: it subscribes and loads it, its socket closes, and it keeps
+//! Each client owns its own list (its account owns a few, as a real user's does): it subscribes and loads it, its socket closes, and it keeps
 //! the document and the sync state the way a real client persists them (only the shared heads
 //! survive `State::encode`). It adds items offline, then every client reconnects when the gate
 //! opens and syncs until the server has acknowledged all of its changes. A fresh socket then
@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{Gate, SETUP_CONCURRENCY, make_lists, start_when_ready};
+use super::{Gate, SETUP_CONCURRENCY, make_owned_lists, signup_many, start_when_ready};
 use crate::client::{Account, Rest, SyncSocket};
 use crate::server::Server;
 use crate::stats::{ms, round};
@@ -37,12 +37,19 @@ pub struct Params {
     /// Edits each client makes offline, each adding an item.
     #[arg(long, default_value_t = 10)]
     pub edits: u64,
+    /// Clients (and so lists) per account.
+    #[arg(long, default_value_t = 10)]
+    pub lists_per_account: usize,
 }
 
 impl Params {
     /// The parameters as report fields.
     pub fn json(&self) -> Value {
-        json!({ "clients": self.clients, "edits": self.edits })
+        json!({
+            "clients": self.clients,
+            "edits": self.edits,
+            "lists_per_account": self.lists_per_account,
+        })
     }
 }
 
@@ -61,16 +68,16 @@ struct Outcome {
 /// Runs the workload: clients in step and the time until all were, bytes sent against the
 /// size of the edits, and the sample check.
 pub async fn run(server: &Server, p: Params) -> anyhow::Result<Value> {
+    anyhow::ensure!(p.lists_per_account > 0, "--lists-per-account must be positive");
     let rest = Rest::new(&server.base);
-    let owner = rest.signup("offline").await?;
-    let ids = make_lists(&rest, &owner, None, p.clients).await?;
+    let owners = signup_many(&rest, "offline", p.clients.div_ceil(p.lists_per_account)).await?;
+    let lists = make_owned_lists(&rest, &owners, None, p.clients).await?;
     eprintln!("reconnect: {} lists made; loading them and editing offline", p.clients);
     let (gate, readies, open) = Gate::new();
     let permits = Arc::new(Semaphore::new(SETUP_CONCURRENCY));
     let mut tasks: JoinSet<anyhow::Result<Outcome>> = JoinSet::new();
-    for &list in &ids {
-        let (base, owner, go, permits) =
-            (server.base.clone(), owner.clone(), gate.clone(), permits.clone());
+    for (owner, list) in lists.iter().cloned() {
+        let (base, go, permits) = (server.base.clone(), gate.clone(), permits.clone());
         tasks.spawn(async move {
             let socket = {
                 let _permit = permits.acquire().await?;
@@ -113,7 +120,7 @@ pub async fn run(server: &Server, p: Params) -> anyhow::Result<Value> {
     let bytes_sent: u64 = outcomes.iter().map(|o| o.bytes_sent).sum();
     let bytes_received: u64 = outcomes.iter().map(|o| o.bytes_received).sum();
     let edit_bytes: usize = outcomes.iter().map(|o| o.edit_bytes).sum();
-    let (checked, complete) = check_sample(&server.base, &owner, &ids, p.edits).await?;
+    let (checked, complete) = check_sample(&server.base, &lists, p.edits).await?;
     Ok(json!({
         "in_step": in_step.len(),
         "expected": p.clients,
@@ -131,14 +138,14 @@ pub async fn run(server: &Server, p: Params) -> anyhow::Result<Value> {
 /// checked, lists holding all `edits` items).
 async fn check_sample(
     base: &str,
-    owner: &Account,
-    ids: &[ListId],
+    lists: &[(Account, ListId)],
     edits: u64,
 ) -> anyhow::Result<(usize, usize)> {
-    let step = ids.len().div_ceil(SAMPLE).max(1);
-    let sample: Vec<ListId> = ids.iter().step_by(step).copied().collect();
-    let mut complete = 0;
-    for &list in &sample {
+    let step = lists.len().div_ceil(SAMPLE).max(1);
+    let (mut checked, mut complete) = (0, 0);
+    for (owner, list) in lists.iter().step_by(step) {
+        let list = *list;
+        checked += 1;
         let mut socket = SyncSocket::open_list(base, owner, list).await?;
         let items = socket.wait_items(list, edits as usize, Duration::from_secs(5)).await?;
         if items == edits as usize {
@@ -147,5 +154,5 @@ async fn check_sample(
             eprintln!("reconnect: list {list} has {items} of {edits} items on a fresh socket");
         }
     }
-    Ok((sample.len(), complete))
+    Ok((checked, complete))
 }
