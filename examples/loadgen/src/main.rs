@@ -134,7 +134,7 @@ async fn run(cli: Cli, line: &mut Value) -> anyhow::Result<()> {
     let figures = match cli.workload {
         Workload::Fanout(p) => fanout::run(&server, p).await,
         Workload::Throughput(p) => throughput::run(&server, p).await,
-        Workload::Connections(p) => connections::run(&server, p).await,
+        Workload::Connections(p) => connections::run(&mut server, p).await,
         Workload::Reconnect(p) => reconnect::run(&server, p).await,
         Workload::BigList(p) => big_list::run(&mut server, p).await,
     };
