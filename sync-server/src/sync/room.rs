@@ -174,14 +174,18 @@ impl RoomTask {
     async fn load(hub: Hub, list: ListId, init: RoomInit) -> Option<Self> {
         let (doc, unborn, stored) = match hub.store().load_document(list).await {
             Ok(stored) => {
-                let mut doc = ListDoc::empty();
-                for part in &stored.parts {
-                    if let Err(err) = doc.load_incremental(part) {
+                let mut parts = stored.parts.iter();
+                let first = parts.next().map_or_else(|| Ok(ListDoc::empty()), |p| ListDoc::load(p));
+                let loaded = first.and_then(|mut doc| {
+                    parts.try_for_each(|part| doc.load_incremental(part)).map(|()| doc)
+                });
+                match loaded {
+                    Ok(doc) => (doc, None, Some(stored)),
+                    Err(err) => {
                         tracing::error!(%list, error = %err, "stored document does not load");
                         return None;
                     }
                 }
-                (doc, None, Some(stored))
             }
             Err(StoreError::NotFound) => match init {
                 RoomInit::Reserved { owner, email } => {
@@ -196,7 +200,7 @@ impl RoomTask {
         };
         let (chunks, stored_bytes, last_seq) =
             stored.map(|s| (s.chunks, s.bytes, s.last_seq)).unwrap_or_default();
-        Some(Self {
+        let mut task = Self {
             hub,
             list,
             room: Room::new(doc),
@@ -208,7 +212,13 @@ impl RoomTask {
             stored_bytes,
             last_seq,
             broken: false,
-        })
+        };
+        if task.chunks > 0 {
+            // Chunks loaded one by one keep their history in memory: fold them into the
+            // snapshot now, and hold the document as loaded from it.
+            task.compact().await;
+        }
+        Some(task)
     }
 
     fn error(&self, out: &Outbox, code: ListErrorCode, message: impl Into<String>) {
@@ -433,14 +443,20 @@ impl RoomTask {
     }
 
     async fn maybe_compact(&mut self) {
-        if self.chunks < self.hub.config().compact_after_chunks {
-            return;
+        if self.chunks >= self.hub.config().compact_after_chunks {
+            self.compact().await;
         }
+    }
+
+    /// Replaces the stored snapshot and chunks by one snapshot, and the document in memory by
+    /// the same content loaded from it.
+    async fn compact(&mut self) {
         let snapshot = self.room.edit(|d| d.save());
         match self.hub.store().compact_document(self.list, &snapshot, self.last_seq).await {
             Ok(()) => {
                 self.chunks = 0;
                 self.stored_bytes = snapshot.len();
+                self.room.shed_history(&snapshot);
             }
             Err(err) => {
                 tracing::warn!(list = %self.list, error = ?err, "compaction failed; will retry")
