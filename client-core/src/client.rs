@@ -130,6 +130,7 @@ impl Client {
         // A panic while holding the lock cannot leave the store half-written (SQLite rolls
         // back the open transaction), and the document cache is checked against the store's
         // generation before use, so a poisoned lock is safe to keep using.
+        self.compactor.wait_turn();
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 

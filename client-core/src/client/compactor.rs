@@ -19,6 +19,10 @@
 //!
 //! Step 3 takes the client's mutex so that the client's own writers queue on it (woken at
 //! once) rather than in SQLite's busy handler, which sleeps 1, 2, 5... ms between tries.
+//! `std`'s mutex is not fair, though: a thread that edits in a loop (or applies a long run of
+//! sync messages) takes it again before a waiting compactor wakes up, for as long as the run
+//! lasts. So the compactor announces itself first ([`Turn`]), and the client's next callers
+//! let it go ahead: it waits for one operation at most.
 //! Its commit runs with `synchronous=NORMAL` (no fsync of its own): a compaction changes no
 //! content, so losing it to a power cut loses nothing (the chunks it deleted come back with
 //! it), and the next commit of a client writer (`synchronous=FULL`) makes the WAL durable up
@@ -32,6 +36,7 @@
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -79,6 +84,45 @@ impl Shared {
     }
 }
 
+/// Who goes next for the client's store lock: the compactor, when it is waiting for it.
+#[derive(Default)]
+struct Turn {
+    /// The compactor is waiting for the store lock (read without a lock on the fast path).
+    wanted: AtomicBool,
+    lock: Mutex<()>,
+    /// Signalled when `wanted` goes back to false.
+    taken: Condvar,
+}
+
+impl Turn {
+    fn set(&self, wanted: bool) {
+        let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.wanted.store(wanted, Ordering::Release);
+        if !wanted {
+            self.taken.notify_all();
+        }
+    }
+
+    /// Blocks while the compactor is waiting for the store lock.
+    fn wait(&self) {
+        if !self.wanted.load(Ordering::Acquire) {
+            return;
+        }
+        let mut guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        while self.wanted.load(Ordering::Acquire) {
+            guard = self.taken.wait(guard).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    /// The store lock, taken ahead of the client's callers that come after this call.
+    fn take<'a>(&self, store: &'a Mutex<Inner>) -> MutexGuard<'a, Inner> {
+        self.set(true);
+        let guard = store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.set(false);
+        guard
+    }
+}
+
 struct Worker {
     requests: Sender<ListId>,
     thread: JoinHandle<()>,
@@ -89,6 +133,8 @@ pub(super) struct Compactor {
     data_dir: PathBuf,
     /// The client's store lock, held for the write transaction.
     store: Arc<Mutex<Inner>>,
+    /// Lets the compactor take that lock next when it waits for it.
+    turn: Arc<Turn>,
     shared: Arc<Shared>,
     /// Started on the first request (most clients, a read-only CLI call say, never need it).
     worker: Mutex<Option<Worker>>,
@@ -96,7 +142,19 @@ pub(super) struct Compactor {
 
 impl Compactor {
     pub(super) fn new(data_dir: PathBuf, store: Arc<Mutex<Inner>>) -> Self {
-        Self { data_dir, store, shared: Arc::default(), worker: Mutex::new(None) }
+        Self {
+            data_dir,
+            store,
+            turn: Arc::default(),
+            shared: Arc::default(),
+            worker: Mutex::new(None),
+        }
+    }
+
+    /// Called by the client before it takes its store lock: lets a compactor that is waiting
+    /// for the lock go first. One atomic load when none is.
+    pub(super) fn wait_turn(&self) {
+        self.turn.wait();
     }
 
     /// Queues `list` for compaction, unless it is queued already. Returns at once: the
@@ -144,10 +202,11 @@ impl Compactor {
         let (requests, received) = mpsc::channel();
         let data_dir = self.data_dir.clone();
         let store = Arc::clone(&self.store);
+        let turn = Arc::clone(&self.turn);
         let shared = Arc::clone(&self.shared);
         let thread = std::thread::Builder::new()
             .name("tandem-compactor".into())
-            .spawn(move || run(&data_dir, &store, &shared, &received))?;
+            .spawn(move || run(&data_dir, (&store, &turn), &shared, &received))?;
         Ok(Worker { requests, thread })
     }
 }
@@ -165,7 +224,7 @@ impl Drop for Compactor {
 }
 
 /// The thread's loop: one list at a time until the queue closes.
-fn run(data_dir: &Path, store: &Mutex<Inner>, shared: &Shared, received: &Receiver<ListId>) {
+fn run(data_dir: &Path, store: Store<'_>, shared: &Shared, received: &Receiver<ListId>) {
     let mut conn: Option<Connection> = None;
     for list in received {
         {
@@ -204,15 +263,18 @@ fn open(data_dir: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// The client's store lock and the turn to take it.
+type Store<'a> = (&'a Mutex<Inner>, &'a Turn);
+
 /// Compacts one list: read, save with no transaction open, write if still safe.
-fn compact(conn: &mut Connection, store: &Mutex<Inner>, list: ListId) -> Result<Outcome> {
+fn compact(conn: &mut Connection, store: Store<'_>, list: ListId) -> Result<Outcome> {
     compact_with(conn, store, list, || ())
 }
 
 /// [`compact`], running `meanwhile` between the save and the write (tests race it there).
 fn compact_with(
     conn: &mut Connection,
-    store: &Mutex<Inner>,
+    (store, turn): Store<'_>,
     list: ListId,
     meanwhile: impl FnOnce(),
 ) -> Result<Outcome> {
@@ -236,7 +298,7 @@ fn compact_with(
     meanwhile();
 
     // The client's writers wait on its mutex while this short transaction runs.
-    let _store = store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _store = turn.take(store);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let written = documents::compact_through(&tx, list, generation, through_seq, &snapshot)?;
     tx.commit()?;
@@ -252,6 +314,12 @@ mod tests {
     use super::*;
     use crate::store::items;
     use crate::{Client, ClientConfig};
+
+    impl Client {
+        fn store(&self) -> Store<'_> {
+            (&self.inner, &self.compactor.turn)
+        }
+    }
 
     /// A writer on a connection of its own, as another process would be; it never asks
     /// any compactor, so compactions in these tests run only when a test says so.
@@ -327,7 +395,7 @@ mod tests {
         let list = other.list;
         let before = other.stats();
         let mut added = Vec::new();
-        let outcome = compact_with(&mut conn, &client.inner, list, || {
+        let outcome = compact_with(&mut conn, client.store(), list, || {
             added.extend([other.add(), other.add()])
         })
         .unwrap();
@@ -351,7 +419,7 @@ mod tests {
     fn a_synchronous_compaction_during_the_save_wins() {
         let (dir, client, mut other, mut conn) = due();
         let list = other.list;
-        let outcome = compact_with(&mut conn, &client.inner, list, || {
+        let outcome = compact_with(&mut conn, client.store(), list, || {
             client.compact(list).unwrap();
             other.add();
         })
@@ -368,11 +436,11 @@ mod tests {
         let (_dir, client, other, mut conn) = due();
         let list = other.list;
         let outcome =
-            compact_with(&mut conn, &client.inner, list, || client.forget_list(list).unwrap())
+            compact_with(&mut conn, client.store(), list, || client.forget_list(list).unwrap())
                 .unwrap();
         assert_eq!(outcome, Outcome::Raced);
         assert!(documents::stats(&conn, list).unwrap().is_none());
-        assert_eq!(compact(&mut conn, &client.inner, list).unwrap(), Outcome::Gone);
+        assert_eq!(compact(&mut conn, client.store(), list).unwrap(), Outcome::Gone);
     }
 
     #[test]
@@ -380,6 +448,6 @@ mod tests {
         let (_dir, client, other, mut conn) = due();
         let list = other.list;
         client.compact(list).unwrap();
-        assert_eq!(compact(&mut conn, &client.inner, list).unwrap(), Outcome::NotDue);
+        assert_eq!(compact(&mut conn, client.store(), list).unwrap(), Outcome::NotDue);
     }
 }
