@@ -236,7 +236,7 @@ fn run(data_dir: &Path, store: Store<'_>, shared: &Shared, received: &Receiver<L
         let done = catch_unwind(AssertUnwindSafe(|| {
             let conn = match &mut conn {
                 Some(conn) => conn,
-                empty => empty.insert(open(data_dir)?),
+                empty => empty.insert(open(data_dir, store)?),
             };
             compact(conn, store, list)
         }));
@@ -256,8 +256,11 @@ fn run(data_dir: &Path, store: Store<'_>, shared: &Shared, received: &Receiver<L
     }
 }
 
-/// The thread's own connection; see the module docs for `synchronous=NORMAL`.
-fn open(data_dir: &Path) -> Result<Connection> {
+/// The thread's own connection; see the module docs for `synchronous=NORMAL`. Opened under
+/// the client's store lock: opening checks the schema version in a write transaction, which
+/// would otherwise wait in SQLite's busy handler for a gap between the client's writes.
+fn open(data_dir: &Path, (store, turn): Store<'_>) -> Result<Connection> {
+    let _store = turn.take(store);
     let conn = store::open(data_dir)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(conn)
@@ -373,7 +376,7 @@ mod tests {
         }
         let mut other = Other::new(dir.path(), list);
         other.pile_up();
-        let conn = open(dir.path()).unwrap();
+        let conn = open(dir.path(), client.store()).unwrap();
         (dir, client, other, conn)
     }
 

@@ -123,3 +123,16 @@ fn compactions_racing_with_edits_from_two_threads_and_two_clients_lose_nothing()
     let reopened = reopen(&dir);
     assert_eq!(shown(&reopened, list), expected);
 }
+
+#[test]
+fn a_client_editing_in_a_tight_loop_does_not_starve_the_compactor() {
+    let (dir, client) = fresh();
+    let list = client.create_list("Busy loop").unwrap().id;
+    for i in 0..400 {
+        client.add_item(list, &format!("item {i}")).unwrap();
+    }
+    // No wait: compaction must have kept up while the loop held the store lock between
+    // every pair of edits (a compaction is due about every 50 edits here).
+    let (rows, _) = chunk_rows(dir.path(), list);
+    assert!(rows < 200, "{rows} chunks after 400 edits: the compactor never got the lock");
+}
