@@ -22,7 +22,9 @@
 //! `std`'s mutex is not fair, though: a thread that edits in a loop (or applies a long run of
 //! sync messages) takes it again before a waiting compactor wakes up, for as long as the run
 //! lasts. So the compactor announces itself first ([`Turn`]), and the client's next callers
-//! let it go ahead: it waits for one operation at most.
+//! let it go ahead: it waits for one operation at most. Its connection is opened under the
+//! same lock (opening checks the schema in a write transaction).
+//!
 //! Its commit runs with `synchronous=NORMAL` (no fsync of its own): a compaction changes no
 //! content, so losing it to a power cut loses nothing (the chunks it deleted come back with
 //! it), and the next commit of a client writer (`synchronous=FULL`) makes the WAL durable up
