@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 
 use automerge::{Patch, PatchAction, Prop};
 
-use super::shape::{ITEMS, TITLE};
+use super::shape::{ITEMS, TITLE, parse_item_key};
+use crate::ItemId;
 
 /// The parts of a list document that changed since the log was last read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,6 +29,12 @@ impl Touched {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
         !self.structure && !self.title && self.item_keys.is_empty()
+    }
+
+    /// The ids of the touched items whose keys are valid ids (after
+    /// [`ListDoc::validate_touched`](super::ListDoc::validate_touched) passed, all of them).
+    pub fn item_ids(&self) -> impl Iterator<Item = ItemId> + '_ {
+        self.item_keys.iter().filter_map(|key| parse_item_key(key).ok())
     }
 
     /// Adds what `other` touched.

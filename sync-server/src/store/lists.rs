@@ -49,6 +49,12 @@ pub struct ItemRecord {
     pub sort_rank: String,
 }
 
+impl From<tandem_protocol::Item> for ItemRecord {
+    fn from(item: tandem_protocol::Item) -> Self {
+        Self { id: item.id, content: item.content, done: item.done, sort_rank: item.sort_rank }
+    }
+}
+
 /// A member of a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Collaborator {

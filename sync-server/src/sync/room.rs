@@ -8,7 +8,7 @@ use std::time::Duration;
 use tandem_protocol::automerge::ChangeHash;
 use tandem_protocol::room::{PeerId, Refusal, Room};
 use tandem_protocol::wire::{ListErrorCode, RemovalReason, ServerMessage};
-use tandem_protocol::{ItemId, ListDoc, ListId, Role, UserId};
+use tandem_protocol::{ListDoc, ListId, Role, UserId};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Hub, Outbox};
@@ -147,10 +147,6 @@ async fn run(hub: Hub, list: ListId, init: RoomInit, mut inbox: mpsc::Receiver<R
         }
     }
     hub.try_unload(list, &inbox);
-}
-
-fn record(item: tandem_protocol::Item) -> ItemRecord {
-    ItemRecord { id: item.id, content: item.content, done: item.done, sort_rank: item.sort_rank }
 }
 
 fn refuse_missing(list: ListId, command: RoomCommand) {
@@ -364,7 +360,7 @@ impl RoomTask {
         let saved = if self.unborn.is_some() || touched.structure {
             // Every row, from the whole document.
             let items: Vec<ItemRecord> = match doc.items() {
-                Ok(items) => items.into_iter().map(record).collect(),
+                Ok(items) => items.into_iter().map(ItemRecord::from).collect(),
                 Err(_) => return true,
             };
             match &self.unborn {
@@ -391,10 +387,9 @@ impl RoomTask {
             // Only the items this batch touched (validated as it was merged).
             let mut upserts = Vec::new();
             let mut removed = Vec::new();
-            for key in &touched.item_keys {
-                let Ok(id) = key.parse::<u64>().map(ItemId) else { continue };
+            for id in touched.item_ids() {
                 match doc.item(id) {
-                    Ok(Some(item)) => upserts.push(record(item)),
+                    Ok(Some(item)) => upserts.push(item.into()),
                     Ok(None) => removed.push(id),
                     Err(_) => {}
                 }

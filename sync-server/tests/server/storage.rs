@@ -137,12 +137,7 @@ async fn conformance(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
     doc.add_item(ItemId(11), "milk").unwrap();
     doc.add_item(ItemId(12), "eggs").unwrap();
     let chunk = doc.save_after(&before);
-    let items: Vec<ItemRecord> = doc
-        .items()
-        .unwrap()
-        .into_iter()
-        .map(|i| ItemRecord { id: i.id, content: i.content, done: i.done, sort_rank: i.sort_rank })
-        .collect();
+    let items: Vec<ItemRecord> = doc.items().unwrap().into_iter().map(ItemRecord::from).collect();
     let save = Save {
         list: lists[4],
         chunk,
@@ -203,12 +198,7 @@ async fn conformance(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
             list,
             chunk: doc.save_after(&before),
             title: format!("Saved together {n}"),
-            upserts: vec![ItemRecord {
-                id: item.id,
-                content: item.content,
-                done: item.done,
-                sort_rank: item.sort_rank,
-            }],
+            upserts: vec![item.into()],
             removed: Vec::new(),
             replace_all: false,
         }));
