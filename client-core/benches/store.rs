@@ -8,25 +8,18 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+mod support;
+
 use criterion::Criterion;
 use tandem_client::{Client, ClientConfig, ListId, Role};
-use tandem_protocol::{ItemId, ListDoc};
 
 const BIG: u64 = 10_000;
 const SMALL: u64 = 100;
 
-/// A store holding one list of `n` items (built in memory, stored in one transaction).
+/// A store holding one list of `n` items.
 fn store_with_list(dir: &Path, n: u64) -> (Client, ListId) {
-    let client = Client::open(ClientConfig::new(dir)).unwrap();
     let list = ListId(n);
-    let mut doc = ListDoc::new("bench").unwrap();
-    for i in 1..=n {
-        doc.add_item(ItemId(i), &format!("item number {i}, something to do")).unwrap();
-    }
-    client.track_list(list, "bench", Role::Owner).unwrap();
-    client.apply_remote_changes(list, &doc.save()).unwrap();
-    client.compact(list).unwrap();
-    (client, list)
+    (support::store_with_list(dir, list, n, Role::Owner).0, list)
 }
 
 fn percentiles(client: &Client, list: ListId, label: &str) {

@@ -20,6 +20,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+mod support;
+
 use criterion::{Criterion, SamplingMode};
 use tandem_client::{Client, ClientConfig, ListId, Role};
 use tandem_protocol::automerge::sync::{Message, State, SyncDoc as _};
@@ -36,14 +38,7 @@ const LIST: ListId = ListId(4242);
 /// Returns the directory and the list's document as stored.
 fn template(n: u64) -> (TempDir, ListDoc) {
     let dir = tempfile::tempdir().unwrap();
-    let client = Client::open(ClientConfig::new(dir.path())).unwrap();
-    let mut doc = ListDoc::new("bench").unwrap();
-    for i in 1..=n {
-        doc.add_item(ItemId(i), &format!("item number {i}, something to do")).unwrap();
-    }
-    client.track_list(LIST, "bench", Role::Editor).unwrap();
-    client.apply_remote_changes(LIST, &doc.save()).unwrap();
-    client.compact(LIST).unwrap();
+    let (client, doc) = support::store_with_list(dir.path(), LIST, n, Role::Editor);
     drop(client);
     (dir, doc)
 }
