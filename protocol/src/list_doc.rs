@@ -41,8 +41,15 @@ use crate::{ItemId, SortRank};
 #[derive(Debug, Clone)]
 pub struct ListDoc {
     doc: AutoCommit,
-    /// The display order at some heads; rebuilt when the heads moved on without it.
+    /// The display order at some heads. While changes are tracked it is brought up to date
+    /// from the patch log (only the items a merge touched are read again); otherwise it is
+    /// rebuilt when the heads moved on without it.
     order: Option<OrderIndex>,
+    /// Whether [`ListDoc::track_changes`] turned the patch log on.
+    tracking: bool,
+    /// What the order index read from the patch log and [`ListDoc::take_touched`] has not
+    /// yet reported.
+    pending: Touched,
 }
 
 impl Default for ListDoc {
@@ -59,24 +66,24 @@ impl ListDoc {
         doc.update_text(&text, title)?;
         doc.put_object(ROOT, ITEMS, ObjType::Map)?;
         doc.commit();
-        Ok(Self { doc, order: None })
+        Ok(Self::from_automerge(doc))
     }
 
     /// A replica with no changes at all, to be filled from a peer (sync). It is not a valid
     /// list until the creator's first change arrives.
     pub fn empty() -> Self {
-        Self { doc: AutoCommit::new(), order: None }
+        Self::from_automerge(AutoCommit::new())
     }
 
     /// Loads a document from [`ListDoc::save`] output, optionally followed by change chunks.
     /// The result is not validated; call [`ListDoc::validate`] on untrusted bytes.
     pub fn load(bytes: &[u8]) -> Result<Self, LoadError> {
-        Ok(Self { doc: AutoCommit::load(bytes)?, order: None })
+        Ok(Self::from_automerge(AutoCommit::load(bytes)?))
     }
 
     /// Wraps an Automerge document (e.g. one received whole from a peer).
     pub fn from_automerge(doc: AutoCommit) -> Self {
-        Self { doc, order: None }
+        Self { doc, order: None, tracking: false, pending: Touched::default() }
     }
 
     /// Applies saved changes (from [`ListDoc::save_after`] or [`ListDoc::save`]).
@@ -122,13 +129,39 @@ impl ListDoc {
     /// that merges other people's edits into a large list turns this on once.
     pub fn track_changes(&mut self) {
         self.doc.update_diff_cursor();
+        self.tracking = true;
+        self.pending = Touched::default();
+        // From here the log holds every change: an index of older heads could not catch up.
+        let heads = self.doc.get_heads();
+        if self.order.as_ref().is_some_and(|order| order.heads != heads) {
+            self.order = None;
+        }
     }
 
     /// What changed since the last call (or since [`ListDoc::track_changes`]), and starts
     /// recording afresh. Costs in proportion to the changes while tracking is on; without it
     /// (or on a document that was empty) the first call reports the whole document.
     pub fn take_touched(&mut self) -> Touched {
-        Touched::from_patches(&self.doc.diff_incremental())
+        let mut touched = std::mem::take(&mut self.pending);
+        touched.merge(self.read_log());
+        touched
+    }
+
+    /// Reads and resets the patch log, and brings the order index up to date with it: the
+    /// touched items are read again, so a merge of one change into a long list costs one
+    /// item, not the whole list. A change to the document's structure drops the index.
+    fn read_log(&mut self) -> Touched {
+        let touched = Touched::from_patches(&self.doc.diff_incremental());
+        if let Some(mut order) = self.order.take() {
+            let heads = self.doc.get_heads();
+            if self.tracking && order.heads != heads && order.refresh(&self.doc, &touched) {
+                order.heads = heads;
+            }
+            if order.heads == self.doc.get_heads() {
+                self.order = Some(order);
+            }
+        }
+        touched
     }
 
     /// Checks what `touched` names, given that the document was valid before those changes:
@@ -295,7 +328,12 @@ impl ListDoc {
         &mut self,
         edit: impl FnOnce(&mut AutoCommit, &mut OrderIndex) -> Result<T, EditError>,
     ) -> Result<T, EditError> {
-        let heads = self.doc.get_heads();
+        let mut heads = self.doc.get_heads();
+        if self.tracking && self.order.as_ref().is_some_and(|order| order.heads != heads) {
+            let touched = self.read_log();
+            self.pending.merge(touched);
+            heads = self.doc.get_heads();
+        }
         let mut order = match self.order.take() {
             Some(order) if order.heads == heads => order,
             _ => OrderIndex::build(&self.doc, heads)?,

@@ -163,7 +163,15 @@ impl SyncSocket {
 
     /// Starts holding `list` with a document and sync state kept from an earlier socket, and
     /// sends what the server may lack.
-    pub async fn resume(&mut self, list: ListId, doc: ListDoc, state: State) -> anyhow::Result<()> {
+    pub async fn resume(
+        &mut self,
+        list: ListId,
+        mut doc: ListDoc,
+        state: State,
+    ) -> anyhow::Result<()> {
+        // As an app's client does: merges then refresh only what they touched (the order
+        // index a writer's next add uses, above all).
+        doc.track_changes();
         self.docs.insert(list, (doc, state));
         self.push(list).await
     }
@@ -203,6 +211,8 @@ impl SyncSocket {
                 doc.automerge_mut()
                     .sync()
                     .receive_sync_message(state, SyncMessage::decode(&data)?)?;
+                // Read (and so reset) the patch log, as an app's client does after a merge.
+                doc.take_touched();
                 self.push(list).await?;
                 Ok(Some(list))
             }

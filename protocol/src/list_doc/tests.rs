@@ -236,6 +236,38 @@ fn merges_report_what_they_touched() {
 }
 
 #[test]
+fn a_tracked_replica_edits_after_merges_as_an_untracked_one_would() {
+    let mut here = list_with(&[(1, "milk"), (2, "eggs"), (3, "bread")]);
+    let mut there = two_replicas(&mut here);
+    here.track_changes();
+    // Before and after the merge, `here` edits through its index; the merge must reach it.
+    here.edit_content(ItemId(2), "brown eggs").unwrap();
+    there.move_after(ItemId(1), ItemId(3)).unwrap();
+    there.remove_item(ItemId(2)).unwrap();
+    merge(&mut here, &mut there);
+    let mut untracked = ListDoc::load(&here.save()).unwrap();
+
+    for doc in [&mut here, &mut untracked] {
+        assert!(matches!(doc.move_to_first(ItemId(2)), Err(EditError::NoSuchItem(_))));
+        doc.add_item(ItemId(4), "jam").unwrap();
+        doc.move_after(ItemId(3), ItemId(1)).unwrap();
+    }
+    assert_eq!(ids(&here), [1, 3, 4], "3, 1 after the merge; 4 added last; 3 moved after 1");
+    assert_eq!(ids(&here), ids(&untracked));
+    assert_eq!(
+        here.items().unwrap().iter().map(|i| i.sort_rank.clone()).collect::<Vec<_>>(),
+        untracked.items().unwrap().iter().map(|i| i.sort_rank.clone()).collect::<Vec<_>>(),
+        "the same ranks: the index saw the merged move"
+    );
+
+    // What the index read from the log is still reported to whoever takes it.
+    let touched = here.take_touched();
+    for key in ["1", "2", "3", "4"] {
+        assert!(touched.item_keys.contains(key), "{key} missing from {touched:?}");
+    }
+}
+
+#[test]
 fn validate_accepts_the_raw_shape() {
     check(raw_list().0).unwrap();
 }

@@ -129,7 +129,8 @@ async fn run(hub: Hub, list: ListId, init: RoomInit, mut inbox: mpsc::Receiver<R
         return;
     };
     let idle = Duration::from_secs(hub.config().room_idle_secs);
-    let mut batch = Vec::with_capacity(BATCH);
+    // Grown as batches come: most rooms are idle, and 256 slots would cost each 16 KiB.
+    let mut batch = Vec::new();
     loop {
         let received = tokio::time::timeout(idle, inbox.recv_many(&mut batch, BATCH)).await;
         match received {
@@ -143,6 +144,7 @@ async fn run(hub: Hub, list: ListId, init: RoomInit, mut inbox: mpsc::Receiver<R
                 if task.members.is_empty() && hub.try_unload(list, &inbox) {
                     return;
                 }
+                batch.shrink_to_fit();
             }
         }
     }
