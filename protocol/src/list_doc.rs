@@ -138,6 +138,12 @@ impl ListDoc {
         }
     }
 
+    /// Whether [`ListDoc::track_changes`] was called: the caller then owes the document
+    /// regular [`ListDoc::take_touched`] calls, or the patch log grows without end.
+    pub fn is_tracking_changes(&self) -> bool {
+        self.tracking
+    }
+
     /// What changed since the last call (or since [`ListDoc::track_changes`]), and starts
     /// recording afresh. Costs in proportion to the changes while tracking is on; without it
     /// (or on a document that was empty) the first call reports the whole document.

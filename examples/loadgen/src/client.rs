@@ -163,15 +163,7 @@ impl SyncSocket {
 
     /// Starts holding `list` with a document and sync state kept from an earlier socket, and
     /// sends what the server may lack.
-    pub async fn resume(
-        &mut self,
-        list: ListId,
-        mut doc: ListDoc,
-        state: State,
-    ) -> anyhow::Result<()> {
-        // As an app's client does: merges then refresh only what they touched (the order
-        // index a writer's next add uses, above all).
-        doc.track_changes();
+    pub async fn resume(&mut self, list: ListId, doc: ListDoc, state: State) -> anyhow::Result<()> {
         self.docs.insert(list, (doc, state));
         self.push(list).await
     }
@@ -180,6 +172,14 @@ impl SyncSocket {
     pub async fn close(mut self) -> HashMap<ListId, (ListDoc, State)> {
         let _ = self.ws.close(None).await;
         self.docs
+    }
+
+    /// Makes a held list's document track what merges change, as an app's client does, so
+    /// that an edit after a merge refreshes only the items the merge touched (the order index
+    /// an add uses) instead of reading the whole list again. For sockets that edit.
+    pub fn track_changes(&mut self, list: ListId) -> anyhow::Result<()> {
+        self.doc_mut(list)?.track_changes();
+        Ok(())
     }
 
     /// The document of a held list, to edit; [`SyncSocket::push`] sends the edits.
@@ -211,8 +211,10 @@ impl SyncSocket {
                 doc.automerge_mut()
                     .sync()
                     .receive_sync_message(state, SyncMessage::decode(&data)?)?;
-                // Read (and so reset) the patch log, as an app's client does after a merge.
-                doc.take_touched();
+                if doc.is_tracking_changes() {
+                    // Read (and so reset) the patch log, as an app's client does after a merge.
+                    doc.take_touched();
+                }
                 self.push(list).await?;
                 Ok(Some(list))
             }

@@ -62,6 +62,8 @@ pub async fn run(server: &Server, p: Params) -> anyhow::Result<Value> {
             let (base, account, go) = (server.base.clone(), owner.clone(), gate.clone());
             tasks.spawn(async move {
                 let mut socket = SyncSocket::open_list(&base, &account, list).await?;
+                // Each writer merges the other's adds before its own next one.
+                socket.track_changes(list)?;
                 go.wait().await?;
                 let began = Instant::now();
                 let mut edits = 0u64;
