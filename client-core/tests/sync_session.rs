@@ -202,7 +202,7 @@ fn offline_edits_on_two_devices_merge_through_the_server() {
     assert!(ids.contains(&bread) && ids.contains(&jam) && !ids.contains(&eggs), "{ids:?}");
     let milk_text = &a.items.iter().find(|i| i.id == milk).unwrap().content;
     assert!(milk_text.contains("oat") && milk_text.contains("x2"), "{milk_text}");
-    let server_doc = server.rooms.get(&list).unwrap().doc().items().unwrap();
+    let server_doc = server.rooms.get_mut(&list).unwrap().doc().items().unwrap();
     assert_eq!(server_doc, a.items, "the server holds the merged list");
 }
 

@@ -55,9 +55,33 @@ struct Peer {
     owes_ack: bool,
 }
 
+/// The room's document or, while the room sleeps, the snapshot it wakes from.
+enum Doc {
+    /// Boxed: an `AutoCommit` is 4 KiB inline, which a sleeping room should not keep.
+    Awake(Box<ListDoc>),
+    Asleep(Vec<u8>),
+}
+
+impl Doc {
+    /// The document, loaded again first if the room was asleep.
+    fn get(&mut self) -> &mut ListDoc {
+        if let Doc::Asleep(snapshot) = self {
+            // `Room::sleep` loaded this very snapshot back before keeping it, and loading is
+            // deterministic.
+            let mut doc = ListDoc::load(snapshot).expect("a snapshot that loaded before");
+            doc.track_changes();
+            *self = Doc::Awake(Box::new(doc));
+        }
+        match self {
+            Doc::Awake(doc) => doc,
+            Doc::Asleep(_) => unreachable!("woken above"),
+        }
+    }
+}
+
 /// One list's merged document and its peers.
 pub struct Room {
-    doc: ListDoc,
+    doc: Doc,
     peers: HashMap<PeerId, Peer>,
     saved_heads: Vec<ChangeHash>,
     /// What changed since the last save, so that saving writes only those rows.
@@ -84,12 +108,42 @@ impl Room {
     pub fn new(mut doc: ListDoc) -> Self {
         let saved_heads = doc.heads();
         doc.track_changes();
-        Self { doc, peers: HashMap::new(), saved_heads, unsaved_touched: Touched::default() }
+        Self {
+            doc: Doc::Awake(Box::new(doc)),
+            peers: HashMap::new(),
+            saved_heads,
+            unsaved_touched: Touched::default(),
+        }
     }
 
-    /// The merged document.
-    pub fn doc(&self) -> &ListDoc {
-        &self.doc
+    /// The merged document (loaded again if the room was asleep).
+    pub fn doc(&mut self) -> &ListDoc {
+        self.doc.get()
+    }
+
+    /// Lets go of the document while nothing happens in the room, keeping only its compacted
+    /// snapshot: an Automerge document takes ~18 KiB even for an empty list, its snapshot a
+    /// few hundred bytes. The next call that needs the document loads it again; peers' sync
+    /// states stay valid (same changes, same hashes). Does nothing while changes are unsaved,
+    /// or if the snapshot does not load back to the same heads; returns whether it sleeps.
+    pub fn sleep(&mut self) -> bool {
+        if self.has_unsaved() {
+            return false;
+        }
+        let Doc::Awake(doc) = &mut self.doc else { return true };
+        let snapshot = doc.save();
+        let loads_back =
+            ListDoc::load(&snapshot).is_ok_and(|mut copy| copy.heads() == self.saved_heads);
+        if !loads_back {
+            return false;
+        }
+        self.doc = Doc::Asleep(snapshot);
+        true
+    }
+
+    /// Whether the room is asleep (see [`Room::sleep`]).
+    pub fn is_asleep(&self) -> bool {
+        matches!(self.doc, Doc::Asleep(_))
     }
 
     /// Adds a peer with a role (or changes its role, restarting its sync state).
@@ -132,11 +186,12 @@ impl Room {
         if carries_changes && !p.role.can_edit() {
             // Still let the viewer's heads and needs through (read-only state ignores the
             // changes), so it keeps receiving; but say no.
-            let _ = self.doc.automerge_mut().sync().receive_sync_message(&mut p.state, message);
+            let doc = self.doc.get();
+            let _ = doc.automerge_mut().sync().receive_sync_message(&mut p.state, message);
             return Err(Refusal::ReadOnly);
         }
-        let before = self.doc.heads();
-        let doc = &mut self.doc;
+        let doc = self.doc.get();
+        let before = doc.heads();
         let state = &mut p.state;
         let applied = catch_unwind(AssertUnwindSafe(|| {
             doc.automerge_mut().sync().receive_sync_message(state, message)
@@ -149,21 +204,20 @@ impl Room {
             }
             Ok(Ok(())) => {}
         }
-        let after = self.doc.heads();
+        let doc = self.doc.get();
+        let after = doc.heads();
         if after == before {
             return Ok(Received { changed: false });
         }
         // Only what this message changed is checked: the document was valid before it.
-        let touched = self.doc.take_touched();
-        if let Err(invalid) = self.doc.validate_touched(&touched) {
+        let touched = doc.take_touched();
+        if let Err(invalid) = doc.validate_touched(&touched) {
             // Back to the document as it was; the peer starts its sync over.
-            let restored = self
-                .doc
-                .automerge_mut()
-                .fork_at(&before)
-                .map_err(|e| Refusal::Broken(e.to_string()))?;
-            self.doc = ListDoc::from_automerge(restored);
-            self.doc.track_changes();
+            let restored =
+                doc.automerge_mut().fork_at(&before).map_err(|e| Refusal::Broken(e.to_string()))?;
+            let mut restored = ListDoc::from_automerge(restored);
+            restored.track_changes();
+            self.doc = Doc::Awake(Box::new(restored));
             p.state = state_for(p.role);
             return Err(Refusal::Invalid(invalid));
         }
@@ -174,8 +228,9 @@ impl Room {
 
     /// Makes a change of the server's own (a title set through REST, say).
     pub fn edit<T>(&mut self, f: impl FnOnce(&mut ListDoc) -> T) -> T {
-        let value = f(&mut self.doc);
-        let touched = self.doc.take_touched();
+        let doc = self.doc.get();
+        let value = f(doc);
+        let touched = doc.take_touched();
         self.unsaved_touched.merge(touched);
         value
     }
@@ -194,17 +249,23 @@ impl Room {
             return;
         }
         fresh.track_changes();
-        self.doc = fresh;
+        self.doc = Doc::Awake(Box::new(fresh));
     }
 
     /// The document's heads.
     pub fn heads(&mut self) -> Vec<ChangeHash> {
-        self.doc.heads()
+        match &mut self.doc {
+            Doc::Awake(doc) => doc.heads(),
+            Doc::Asleep(_) => self.saved_heads.clone(),
+        }
     }
 
     /// Whether the document has changes not yet saved.
     pub fn has_unsaved(&mut self) -> bool {
-        self.doc.heads() != self.saved_heads
+        match &mut self.doc {
+            Doc::Awake(doc) => doc.heads() != self.saved_heads,
+            Doc::Asleep(_) => false,
+        }
     }
 
     /// The changes since the last save, as one incremental chunk, if any.
@@ -213,7 +274,7 @@ impl Room {
             return None;
         }
         let heads = self.saved_heads.clone();
-        Some(self.doc.save_after(&heads))
+        Some(self.doc.get().save_after(&heads))
     }
 
     /// What changed since the last save: the title, the items (by key) and whether the
@@ -224,7 +285,7 @@ impl Room {
 
     /// Records that everything in the document is saved.
     pub fn mark_saved(&mut self) {
-        self.saved_heads = self.doc.heads();
+        self.saved_heads = self.heads();
         self.unsaved_touched = Touched::default();
     }
 
@@ -242,7 +303,8 @@ impl Room {
             // makes Automerge send our heads.
             p.state.last_sent_heads.clear();
         }
-        self.doc.automerge_mut().sync().generate_sync_message(&mut p.state).map(Message::encode)
+        let doc = self.doc.get();
+        doc.automerge_mut().sync().generate_sync_message(&mut p.state).map(Message::encode)
     }
 }
 
@@ -392,6 +454,39 @@ mod tests {
         room.join(2, Role::Viewer);
         settle(&mut room, 2, &mut late);
         assert_eq!(late.doc.item_count().unwrap(), 2, "a new peer gets the whole history");
+    }
+
+    #[test]
+    fn a_sleeping_room_wakes_for_what_needs_its_document() {
+        let mut room = Room::new(ListDoc::new("Quiet").unwrap());
+        room.join(1, Role::Editor);
+        let mut client = Client::new(ListDoc::empty());
+        settle(&mut room, 1, &mut client);
+        client.doc.add_item(ItemId(1), "before").unwrap();
+        settle(&mut room, 1, &mut client);
+
+        let heads = room.heads();
+        assert!(room.sleep());
+        assert!(room.is_asleep());
+        assert_eq!(room.heads(), heads, "its heads are known asleep");
+        assert!(!room.has_unsaved() && room.unsaved().is_none());
+        assert!(room.is_asleep(), "asking about heads or saves does not wake it");
+
+        client.doc.add_item(ItemId(2), "after").unwrap();
+        let m = client.outgoing().unwrap();
+        assert!(room.receive(1, &m).unwrap().changed, "a change wakes it and is merged");
+        assert!(!room.is_asleep());
+        assert!(!room.sleep(), "no sleep while a change is unsaved");
+        save(&mut room);
+        settle(&mut room, 1, &mut client);
+        assert_eq!(client.state.their_heads.as_ref(), Some(&client.doc.heads()), "acknowledged");
+
+        assert!(room.sleep());
+        let mut late = Client::new(ListDoc::empty());
+        room.join(2, Role::Viewer);
+        settle(&mut room, 2, &mut late);
+        assert_eq!(late.doc.item_count().unwrap(), 2, "a new peer gets the whole list");
+        assert!(room.outgoing(1).is_none(), "the first peer's sync state stayed valid");
     }
 
     #[test]

@@ -4,6 +4,11 @@ use clap::Parser as _;
 use tandem_server::config::{Cli, Command, Config};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc's allocator: a server holding thousands of small documents and
+/// sockets keeps a third less memory resident (see BENCHMARKS.md, connections).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

@@ -16,6 +16,8 @@ pub struct Metrics {
     pub open_sockets: AtomicU64,
     /// Sockets closed for reading too slowly.
     pub slow_readers_closed: AtomicU64,
+    /// Loaded rooms that let go of their document while quiet.
+    pub rooms_asleep: AtomicU64,
 }
 
 impl Metrics {
@@ -61,6 +63,12 @@ impl Metrics {
             "gauge",
             "Lists loaded in memory for sync.",
             rooms_loaded as u64,
+        );
+        metric(
+            "tandem_rooms_asleep",
+            "gauge",
+            "Loaded lists whose document is out of memory until their next message.",
+            get(&self.rooms_asleep),
         );
         out
     }

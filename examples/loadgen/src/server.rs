@@ -85,7 +85,14 @@ impl Server {
         Ok(start)
     }
 
-    /// Whether the load generator started this server.
+    /// A value from the server's `/metrics` (a gauge such as `tandem_rooms_asleep`).
+    pub async fn gauge(&self, name: &str) -> Option<u64> {
+        let text = reqwest::get(format!("{}/metrics", self.base)).await.ok()?.text().await.ok()?;
+        let prefix = format!("{name} ");
+        text.lines().find_map(|l| l.strip_prefix(prefix.as_str())?.trim().parse().ok())
+    }
+
+    /// Whether the load generator started this server (and so can read its usage).
     pub fn is_local(&self) -> bool {
         self.local.is_some()
     }

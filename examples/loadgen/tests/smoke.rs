@@ -62,7 +62,7 @@ fn throughput_readers_see_every_edit_made() {
 
 #[test]
 fn connections_open_and_report_memory() {
-    let report = run(&["connections", "--count", "20"]);
+    let report = run(&["connections", "--count", "20", "--settle-secs", "1"]);
     assert_eq!(report["server_restarted_before_connecting"], true, "{report}");
     assert!(report["rss_per_connection_kib"].is_number(), "{report}");
 }

@@ -41,6 +41,10 @@ pub struct SyncConfig {
     pub idle_timeout_secs: u64,
     /// Seconds a room with no subscriber stays loaded.
     pub room_idle_secs: u64,
+    /// Seconds of quiet after which a room lets go of its document (up to 64 KiB stored)
+    /// and keeps only its snapshot, loading it again for the next message: idle subscribed
+    /// lists then cost a few KiB instead of ~20 KiB each.
+    pub room_sleep_secs: u64,
     /// Chunks appended to a document before it is compacted into a new snapshot.
     pub compact_after_chunks: usize,
     /// `Origin` values allowed to open a socket; empty allows any (non-browser clients send
@@ -58,6 +62,7 @@ impl Default for SyncConfig {
             ping_secs: 30,
             idle_timeout_secs: 60,
             room_idle_secs: 30,
+            room_sleep_secs: 5,
             compact_after_chunks: 200,
             allowed_origins: Vec::new(),
         }

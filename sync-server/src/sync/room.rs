@@ -3,7 +3,10 @@
 //! then tells the peers.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tandem_protocol::automerge::ChangeHash;
 use tandem_protocol::room::{PeerId, Refusal, Room};
@@ -88,6 +91,10 @@ pub enum RoomInit {
 /// Most commands handled in one batch (one transaction).
 const BATCH: usize = 256;
 
+/// Largest stored document a quiet room lets go of (see [`Room::sleep`]): loading it again
+/// when the next message comes must stay quick.
+const SLEEP_MAX_BYTES: usize = 64 * 1024;
+
 struct Member {
     user: UserId,
     out: Outbox,
@@ -129,25 +136,44 @@ async fn run(hub: Hub, list: ListId, init: RoomInit, mut inbox: mpsc::Receiver<R
         return;
     };
     let idle = Duration::from_secs(hub.config().room_idle_secs);
+    let sleep_after = Duration::from_secs(hub.config().room_sleep_secs.max(1));
+    let mut quiet_since = Instant::now();
     // Grown as batches come: most rooms are idle, and 256 slots would cost each 16 KiB.
     let mut batch = Vec::new();
     loop {
-        let received = tokio::time::timeout(idle, inbox.recv_many(&mut batch, BATCH)).await;
+        let wait = if task.room.is_asleep() { idle } else { sleep_after.min(idle) };
+        let received = tokio::time::timeout(wait, inbox.recv_many(&mut batch, BATCH)).await;
         match received {
             Ok(0) => break,
             Ok(_) => {
-                if !task.handle_batch(batch.drain(..)).await {
+                quiet_since = Instant::now();
+                let was_asleep = task.room.is_asleep();
+                let open = task.handle_batch(batch.drain(..)).await;
+                if was_asleep && !task.room.is_asleep() {
+                    task.hub.metrics().rooms_asleep.fetch_sub(1, Ordering::Relaxed);
+                }
+                if !open {
                     break;
                 }
             }
-            Err(_idle) => {
-                if task.members.is_empty() && hub.try_unload(list, &inbox) {
+            Err(_quiet) => {
+                let quiet = quiet_since.elapsed();
+                if quiet >= idle && task.members.is_empty() && hub.try_unload(list, &inbox) {
+                    task.leave_sleep_count();
                     return;
+                }
+                if quiet >= sleep_after
+                    && !task.room.is_asleep()
+                    && task.stored_bytes <= SLEEP_MAX_BYTES
+                    && task.room.sleep()
+                {
+                    Metrics::incr(&task.hub.metrics().rooms_asleep);
                 }
                 batch.shrink_to_fit();
             }
         }
     }
+    task.leave_sleep_count();
     hub.try_unload(list, &inbox);
 }
 
@@ -217,6 +243,13 @@ impl RoomTask {
             task.compact().await;
         }
         Some(task)
+    }
+
+    /// Takes a room that goes away while asleep off the sleeping-rooms gauge.
+    fn leave_sleep_count(&self) {
+        if self.room.is_asleep() {
+            self.hub.metrics().rooms_asleep.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     fn error(&self, out: &Outbox, code: ListErrorCode, message: impl Into<String>) {
@@ -353,11 +386,11 @@ impl RoomTask {
     async fn save(&mut self) -> bool {
         let Some(chunk) = self.room.unsaved() else { return true };
         let chunk_len = chunk.len();
+        let touched = self.room.unsaved_touched().clone();
         let doc = self.room.doc();
         let Ok(title) = doc.title() else {
             return true; // an unborn list still empty: nothing to save yet
         };
-        let touched = self.room.unsaved_touched();
         let store = self.hub.store().clone();
         let saved = if self.unborn.is_some() || touched.structure {
             // Every row, from the whole document.

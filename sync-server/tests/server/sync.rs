@@ -516,6 +516,48 @@ async fn idle_rooms_are_unloaded() {
     }
 }
 
+/// The value of a gauge or counter in the server's `/metrics`.
+async fn metric(server: &TestServer, name: &str) -> Option<String> {
+    let text =
+        reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
+    let prefix = format!("{name} ");
+    text.lines().find_map(|l| l.strip_prefix(prefix.as_str())).map(str::to_owned)
+}
+
+#[tokio::test]
+async fn quiet_rooms_let_go_of_their_document_and_wake_for_the_next_edit() {
+    let server = TestServer::start_with(|c| c.sync.room_sleep_secs = 1).await;
+    let alice = server.signup(&email("alice")).await;
+    let id = ListId(server.create_list(&alice, "Quiet").await);
+    let mut a = SyncClient::connect(&server, &alice).await;
+    let mut b = SyncClient::connect(&server, &alice).await;
+    a.hold(id, ListDoc::empty());
+    b.hold(id, ListDoc::empty());
+    a.settle().await;
+    b.settle().await;
+    a.edit(id, |d| {
+        d.add_item(ItemId(1), "before the nap").unwrap();
+    });
+    a.settle().await;
+    b.wait_for(|c| c.doc(id).item_count().unwrap_or(0) == 1).await;
+
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while metric(&server, "tandem_rooms_asleep").await.as_deref() != Some("1") {
+        assert!(tokio::time::Instant::now() < deadline, "the quiet room never slept");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(metric(&server, "tandem_rooms_loaded").await.as_deref(), Some("1"));
+
+    a.edit(id, |d| {
+        d.add_item(ItemId(2), "after the nap").unwrap();
+    });
+    a.settle().await;
+    b.wait_for(|c| c.doc(id).item_count().unwrap_or(0) == 2).await;
+    assert_eq!(metric(&server, "tandem_rooms_asleep").await.as_deref(), Some("0"), "it woke");
+    let items: Vec<String> = b.doc(id).items().unwrap().into_iter().map(|i| i.content).collect();
+    assert_eq!(items, ["before the nap", "after the nap"]);
+}
+
 #[tokio::test]
 async fn every_acknowledged_change_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();

@@ -18,9 +18,6 @@ use crate::client::{Rest, SyncSocket};
 use crate::server::Server;
 use crate::stats::{mib, round, secs};
 
-/// How long the sockets stay open before the server's memory is read.
-const SETTLE: Duration = Duration::from_secs(1);
-
 /// What to run.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct Params {
@@ -30,12 +27,26 @@ pub struct Params {
     /// Lists (and so sockets) per account.
     #[arg(long, default_value_t = 10)]
     pub lists_per_account: usize,
+    /// Sockets only say Hello and subscribe to nothing: what a socket costs without a
+    /// loaded list.
+    #[arg(long)]
+    pub without_lists: bool,
+    /// Seconds the sockets stay open, idle, before the server's memory is read: longer than
+    /// the server's `room_sleep_secs` (5 by default), so that idle lists are held as an idle
+    /// server holds them.
+    #[arg(long, default_value_t = 7)]
+    pub settle_secs: u64,
 }
 
 impl Params {
     /// The parameters as report fields.
     pub fn json(&self) -> Value {
-        json!({ "count": self.count, "lists_per_account": self.lists_per_account })
+        json!({
+            "count": self.count,
+            "lists_per_account": self.lists_per_account,
+            "without_lists": self.without_lists,
+            "settle_secs": self.settle_secs,
+        })
     }
 }
 
@@ -59,7 +70,11 @@ pub async fn run(server: &mut Server, p: Params) -> anyhow::Result<Value> {
         let (base, permits) = (server.base.clone(), permits.clone());
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await?;
-            SyncSocket::open_list(&base, &owner, list).await
+            if p.without_lists {
+                SyncSocket::connect(&base, &owner).await
+            } else {
+                SyncSocket::open_list(&base, &owner, list).await
+            }
         });
     }
     let mut sockets = Vec::with_capacity(p.count);
@@ -67,8 +82,10 @@ pub async fn run(server: &mut Server, p: Params) -> anyhow::Result<Value> {
         sockets.push(socket??);
     }
     let connect_time = began.elapsed();
-    tokio::time::sleep(SETTLE).await;
+    tokio::time::sleep(Duration::from_secs(p.settle_secs)).await;
     let after = server.usage();
+    let rooms_loaded = server.gauge("tandem_rooms_loaded").await;
+    let rooms_asleep = server.gauge("tandem_rooms_asleep").await;
     drop(sockets);
     let cpu = before.zip(after).map(|(b, a)| round(a.cpu_secs - b.cpu_secs, 2));
     let per_connection = match (before, after) {
@@ -85,5 +102,7 @@ pub async fn run(server: &mut Server, p: Params) -> anyhow::Result<Value> {
         "server_rss_before_mib": before.map(|u| mib(u.rss_kib)),
         "server_rss_after_mib": after.map(|u| mib(u.rss_kib)),
         "rss_per_connection_kib": per_connection,
+        "rooms_loaded": rooms_loaded,
+        "rooms_asleep": rooms_asleep,
     }))
 }
