@@ -87,7 +87,8 @@ pub async fn serve(socket: WebSocket, hub: Hub, user: UserId, email: String) {
             _ => break, // silence, closed, or a protocol error
         };
         let keep_going = match message {
-            Message::Binary(frame) => session.handle(&frame).await,
+            // Boxed while it runs: an idle socket's task then keeps no room for it.
+            Message::Binary(frame) => Box::pin(session.handle(&frame)).await,
             Message::Text(_) => session.fatal(ErrorCode::BadMessage, "Frames must be binary CBOR."),
             Message::Ping(_) | Message::Pong(_) => true,
             Message::Close(_) => false,

@@ -127,7 +127,9 @@ pub(crate) fn spawn(hub: Hub, list: ListId, init: RoomInit) -> mpsc::Sender<Room
 }
 
 async fn run(hub: Hub, list: ListId, init: RoomInit, mut inbox: mpsc::Receiver<RoomCommand>) {
-    let Some(mut task) = RoomTask::load(hub.clone(), list, init).await else {
+    // The loading and batch futures are boxed while they run, so that an idle room's task
+    // keeps only its state, not room for the largest future it ever awaits (3 KiB).
+    let Some(mut task) = Box::pin(RoomTask::load(hub.clone(), list, init)).await else {
         // No such list: answer everything that was waiting, then go.
         while let Ok(command) = inbox.try_recv() {
             refuse_missing(list, command);
@@ -148,7 +150,7 @@ async fn run(hub: Hub, list: ListId, init: RoomInit, mut inbox: mpsc::Receiver<R
             Ok(_) => {
                 quiet_since = Instant::now();
                 let was_asleep = task.room.is_asleep();
-                let open = task.handle_batch(batch.drain(..)).await;
+                let open = Box::pin(task.handle_batch(batch.drain(..))).await;
                 if was_asleep && !task.room.is_asleep() {
                     task.hub.metrics().rooms_asleep.fetch_sub(1, Ordering::Relaxed);
                 }
