@@ -80,7 +80,7 @@ fn reconnect_brings_every_list_in_step() {
 
 #[test]
 fn big_list_loads_every_item_after_a_restart() {
-    let report = run(&["big-list", "--items", "300", "--batch", "100"]);
+    let report = run(&["big-list", "--items", "300", "--batch", "100", "--settle-secs", "0"]);
     assert_eq!(report["items_loaded"], 300, "{report}");
     assert_eq!(report["cold"], true, "{report}");
     assert!(report["restart_ms"].is_number(), "{report}");

@@ -29,12 +29,17 @@ pub struct Params {
     /// over its `max_message_bytes` (1 MiB by default; the load generator leaves it so).
     #[arg(long, default_value_t = 500)]
     pub batch: usize,
+    /// Seconds after the load before the server's memory is read again, once the load's
+    /// passing allocations (the whole-document message, folding stored chunks into one
+    /// snapshot) are given back.
+    #[arg(long, default_value_t = 3)]
+    pub settle_secs: u64,
 }
 
 impl Params {
     /// The parameters as report fields.
     pub fn json(&self) -> Value {
-        json!({ "items": self.items, "batch": self.batch })
+        json!({ "items": self.items, "batch": self.batch, "settle_secs": self.settle_secs })
     }
 }
 
@@ -73,6 +78,8 @@ pub async fn run(server: &mut Server, p: Params) -> anyhow::Result<Value> {
     socket.subscribe(list).await?;
     let loaded = socket.wait_items(list, p.items, LOAD_PATIENCE).await?;
     let load = asked.elapsed();
+    let right_after = server.usage();
+    tokio::time::sleep(Duration::from_secs(p.settle_secs)).await;
     let after = server.usage();
     let doc_save_bytes = socket.doc_mut(list)?.save().len();
     let saved_bytes = server.database_file().map(|db| stored_bytes(&db, list)).transpose()?;
@@ -89,6 +96,7 @@ pub async fn run(server: &mut Server, p: Params) -> anyhow::Result<Value> {
         "load_ms": ms(load),
         "items_loaded": loaded,
         "server_rss_before_load_mib": before.map(|u| mib(u.rss_kib)),
+        "server_rss_right_after_load_mib": right_after.map(|u| mib(u.rss_kib)),
         "server_rss_after_load_mib": after.map(|u| mib(u.rss_kib)),
         "list_memory_mib": memory_kib.map(mib),
         "saved_bytes": saved_bytes,
