@@ -40,6 +40,15 @@ pub enum Refusal {
     Broken(String),
 }
 
+/// Sync messages for many peers, each distinct message made and encoded once.
+#[derive(Debug, Default)]
+pub struct Fanout {
+    /// The distinct encoded messages.
+    pub messages: Vec<Vec<u8>>,
+    /// Which peer gets which message (an index into `messages`).
+    pub to: Vec<(PeerId, usize)>,
+}
+
 /// What an accepted message did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Received {
@@ -292,19 +301,52 @@ impl Room {
     /// The next sync message for `peer`, if it needs one. Nothing while changes are unsaved:
     /// a peer must never hear of a change that a crash could still lose.
     pub fn outgoing(&mut self, peer: PeerId) -> Option<Vec<u8>> {
+        let mut fanout = self.outgoing_many(&[peer]);
+        fanout.messages.pop()
+    }
+
+    /// The next sync message of each of `peers` that needs one (see [`Room::outgoing`]).
+    /// Automerge makes a peer's message from the document and that peer's sync state alone,
+    /// so peers whose states are equal (subscribers in step before a change, typically) get
+    /// one message made and encoded once, and the same new state.
+    pub fn outgoing_many(&mut self, peers: &[PeerId]) -> Fanout {
+        let mut fanout = Fanout::default();
         if self.has_unsaved() {
-            return None;
-        }
-        let p = self.peers.get_mut(&peer)?;
-        if std::mem::take(&mut p.owes_ack) {
-            // Automerge stays quiet towards a peer whose last message showed the same heads
-            // as ours (say it merged someone else's change while its own was on the way); but
-            // that peer has not heard that its change is saved. Forgetting what we last sent
-            // makes Automerge send our heads.
-            p.state.last_sent_heads.clear();
+            return fanout;
         }
         let doc = self.doc.get();
-        doc.automerge_mut().sync().generate_sync_message(&mut p.state).map(Message::encode)
+        // A state before the message, with its state after and its message.
+        let mut made: HashMap<State, (State, Option<usize>)> = HashMap::new();
+        for &peer in peers {
+            let Some(p) = self.peers.get_mut(&peer) else { continue };
+            if std::mem::take(&mut p.owes_ack) {
+                // Automerge stays quiet towards a peer whose last message showed the same
+                // heads as ours (say it merged someone else's change while its own was on the
+                // way); but that peer has not heard that its change is saved. Forgetting what
+                // we last sent makes Automerge send our heads.
+                p.state.last_sent_heads.clear();
+            }
+            let message = match made.get(&p.state) {
+                Some((after, message)) => {
+                    p.state = after.clone();
+                    *message
+                }
+                None => {
+                    let before = p.state.clone();
+                    let message =
+                        doc.automerge_mut().sync().generate_sync_message(&mut p.state).map(|m| {
+                            fanout.messages.push(m.encode());
+                            fanout.messages.len() - 1
+                        });
+                    made.insert(before, (p.state.clone(), message));
+                    message
+                }
+            };
+            if let Some(index) = message {
+                fanout.to.push((peer, index));
+            }
+        }
+        fanout
     }
 }
 
@@ -487,6 +529,40 @@ mod tests {
         settle(&mut room, 2, &mut late);
         assert_eq!(late.doc.item_count().unwrap(), 2, "a new peer gets the whole list");
         assert!(room.outgoing(1).is_none(), "the first peer's sync state stayed valid");
+    }
+
+    #[test]
+    fn peers_in_step_share_one_message_per_change() {
+        let mut room = Room::new(ListDoc::new("Broadcast").unwrap());
+        let mut clients: Vec<Client> = (0..6).map(|_| Client::new(ListDoc::empty())).collect();
+        for (peer, client) in clients.iter_mut().enumerate() {
+            room.join(peer as PeerId, Role::Editor);
+            settle(&mut room, peer as PeerId, client);
+        }
+        let peers: Vec<PeerId> = (0..6).collect();
+        assert!(room.outgoing_many(&peers).to.is_empty(), "everyone is in step");
+
+        clients[0].doc.add_item(ItemId(1), "for everyone").unwrap();
+        let m = clients[0].outgoing().unwrap();
+        room.receive(0, &m).unwrap();
+        assert!(room.outgoing_many(&peers).to.is_empty(), "nothing before the save");
+        save(&mut room);
+        let fanout = room.outgoing_many(&peers);
+        assert_eq!(fanout.to.len(), 6, "the writer's acknowledgement and five deliveries");
+        let subscribers: Vec<usize> =
+            fanout.to.iter().filter(|(p, _)| *p != 0).map(|(_, m)| *m).collect();
+        assert!(subscribers.iter().all(|&m| m == subscribers[0]), "one message for five");
+        assert_eq!(fanout.messages.len(), 2);
+
+        for (peer, message) in &fanout.to {
+            clients[*peer as usize].receive(&fanout.messages[*message]);
+        }
+        for (peer, client) in clients.iter_mut().enumerate() {
+            settle(&mut room, peer as PeerId, client);
+            assert_eq!(client.doc.items().unwrap()[0].content, "for everyone");
+            assert_eq!(client.state.their_heads.as_ref(), Some(&client.doc.heads()));
+        }
+        assert!(room.outgoing_many(&peers).to.is_empty(), "and quiet again");
     }
 
     #[test]

@@ -29,7 +29,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 pub async fn serve(socket: WebSocket, hub: Hub, user: UserId, email: String) {
     let config = hub.config().clone();
     let (mut sink, mut stream) = socket.split();
-    let (frames, mut queued) = mpsc::channel::<Vec<u8>>(config.outbound_queue.max(1));
+    let (frames, mut queued) = mpsc::channel::<Bytes>(config.outbound_queue.max(1));
     let kill = CancellationToken::new();
     let outbox = Outbox { frames, kill: kill.clone() };
     hub.metrics().open_sockets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -42,7 +42,7 @@ pub async fn serve(socket: WebSocket, hub: Hub, user: UserId, email: String) {
         loop {
             tokio::select! {
                 frame = queued.recv() => match frame {
-                    Some(frame) => if sink.send(Message::Binary(frame.into())).await.is_err() { break },
+                    Some(frame) => if sink.send(Message::Binary(frame)).await.is_err() { break },
                     None => break,
                 },
                 _ = ping.tick() => if sink.send(Message::Ping(Bytes::new())).await.is_err() { break },
@@ -50,7 +50,7 @@ pub async fn serve(socket: WebSocket, hub: Hub, user: UserId, email: String) {
                     // Say what was queued (an error, say), briefly, then close.
                     let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
                         while let Ok(frame) = queued.try_recv() {
-                            if sink.send(Message::Binary(frame.into())).await.is_err() { break }
+                            if sink.send(Message::Binary(frame)).await.is_err() { break }
                         }
                     }).await;
                     break;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use serde::Deserialize;
 use tandem_protocol::wire::{ListAccess, RemovalReason, ServerMessage};
 use tandem_protocol::{ListId, Role, UserId};
@@ -83,8 +84,8 @@ pub type ConnId = u64;
 /// cancels `kill` and the socket closes, freeing its memory.
 #[derive(Debug, Clone)]
 pub struct Outbox {
-    /// Encoded `ServerMessage` frames.
-    pub frames: mpsc::Sender<Vec<u8>>,
+    /// Encoded `ServerMessage` frames (shared: one fan-out frame goes to many sockets).
+    pub frames: mpsc::Sender<Bytes>,
     /// Cancelled to close the socket.
     pub kill: CancellationToken,
 }
@@ -92,7 +93,12 @@ pub struct Outbox {
 impl Outbox {
     /// Queues a message; a full or closed queue closes the socket instead.
     pub fn send(&self, message: &ServerMessage) -> bool {
-        match self.frames.try_send(message.encode()) {
+        self.send_frame(Bytes::from(message.encode()))
+    }
+
+    /// Queues an encoded message; a full or closed queue closes the socket instead.
+    pub fn send_frame(&self, frame: Bytes) -> bool {
+        match self.frames.try_send(frame) {
             Ok(()) => true,
             Err(_) => {
                 self.kill.cancel();

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use axum::body::Bytes;
 use tandem_protocol::automerge::ChangeHash;
 use tandem_protocol::room::{PeerId, Refusal, Room};
 use tandem_protocol::wire::{ListErrorCode, RemovalReason, ServerMessage};
@@ -90,6 +91,10 @@ pub enum RoomInit {
 
 /// Most commands handled in one batch (one transaction).
 const BATCH: usize = 256;
+
+/// Most sync messages one flush sends a peer (Automerge sends one and then waits for the
+/// answer; the bound only keeps a surprise from spinning).
+const FLUSH_PASSES: usize = 4;
 
 /// Largest stored document a quiet room lets go of (see [`Room::sleep`]): loading it again
 /// when the next message comes must stay quick.
@@ -570,12 +575,26 @@ impl RoomTask {
         };
         self.flushed_heads = heads;
         let mut slow = Vec::new();
-        for peer in peers {
-            while let Some(data) = self.room.outgoing(peer) {
-                let member = &self.members[&peer];
-                if !member.out.send(&ServerMessage::Sync { list: self.list, data }) {
+        // Usually one pass; a peer can need a second message right after its first.
+        let mut pending = peers;
+        for _pass in 0..FLUSH_PASSES {
+            if pending.is_empty() {
+                break;
+            }
+            let fanout = self.room.outgoing_many(&pending);
+            // Each distinct message framed once, the frame shared by its sockets.
+            let frames: Vec<Bytes> = fanout
+                .messages
+                .into_iter()
+                .map(|data| Bytes::from(ServerMessage::Sync { list: self.list, data }.encode()))
+                .collect();
+            pending = Vec::with_capacity(fanout.to.len());
+            for (peer, message) in fanout.to {
+                let Some(member) = self.members.get(&peer) else { continue };
+                if member.out.send_frame(frames[message].clone()) {
+                    pending.push(peer);
+                } else {
                     slow.push(peer);
-                    break;
                 }
             }
         }
