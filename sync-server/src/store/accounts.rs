@@ -12,6 +12,10 @@ use tandem_protocol::UserId;
 
 use super::{Store, StoreError, now_ms};
 
+/// Times a registration retries its account row after losing an insert race (see
+/// [`Store::register`]).
+const UNIQUE_RACE_RETRIES: usize = 3;
+
 /// An account as stored.
 #[derive(Debug, Clone)]
 pub struct UserRecord {
@@ -96,26 +100,39 @@ impl Store {
         // The row of the email's owner: created if new (or if a crash lost it), refreshed if
         // still unverified, untouched (0 rows) if verified.
         let user_db = self.shards.for_user(user);
-        let done = sqlx::query(
-            "INSERT INTO users (user_id, email, password_hash, code_hash, code_expires_at,
-                                code_attempts, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 0, $6, $6)
-             ON CONFLICT (user_id) DO UPDATE SET
-                 password_hash = excluded.password_hash,
-                 code_hash = excluded.code_hash,
-                 code_expires_at = excluded.code_expires_at,
-                 code_attempts = 0,
-                 updated_at = excluded.updated_at
-             WHERE users.verified_at IS NULL",
-        )
-        .bind(user.as_i64())
-        .bind(&reg.email)
-        .bind(&reg.password_hash)
-        .bind(&reg.code_hash)
-        .bind(reg.code_expires_at)
-        .bind(now)
-        .execute(user_db.writer())
-        .await?;
+        let upsert = || {
+            sqlx::query(
+                "INSERT INTO users (user_id, email, password_hash, code_hash, code_expires_at,
+                                    code_attempts, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, 0, $6, $6)
+                 ON CONFLICT (user_id) DO UPDATE SET
+                     password_hash = excluded.password_hash,
+                     code_hash = excluded.code_hash,
+                     code_expires_at = excluded.code_expires_at,
+                     code_attempts = 0,
+                     updated_at = excluded.updated_at
+                 WHERE users.verified_at IS NULL",
+            )
+            .bind(user.as_i64())
+            .bind(&reg.email)
+            .bind(&reg.password_hash)
+            .bind(&reg.code_hash)
+            .bind(reg.code_expires_at)
+            .bind(now)
+            .execute(user_db.writer())
+        };
+        // Two registrations of one email insert the same row at once. PostgreSQL resolves the
+        // `user_id` conflict it was told of, but can report the row's other unique key (the
+        // email) as violated while the first insert is in flight; once that one committed, the
+        // same statement takes the `user_id` path.
+        let mut done = upsert().await;
+        for _ in 0..UNIQUE_RACE_RETRIES {
+            match &done {
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => done = upsert().await,
+                _ => break,
+            }
+        }
+        let done = done?;
         if done.rows_affected() == 0 {
             return Err(StoreError::Conflict("An account with this email already exists.".into()));
         }

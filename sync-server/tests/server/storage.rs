@@ -316,7 +316,7 @@ async fn conformance_on_two_postgres_databases() {
 async fn registration_race(specs: Vec<ShardSpec>) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&specs, dir.path()).await.unwrap());
-    for round in 0..5 {
+    for round in 0..20 {
         let address = format!("race{round}@example.com");
         let mut tasks = Vec::new();
         for i in 0..16u64 {
@@ -359,12 +359,13 @@ async fn registration_race(specs: Vec<ShardSpec>) {
     store.close().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_registrations_make_one_account_on_sqlite() {
     registration_race(split_map("sqlite:a.db", "sqlite:b.db")).await;
 }
 
-#[tokio::test]
+// Several threads, so that the inserts of one round really run at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_registrations_make_one_account_on_postgres() {
     let Some(pg) = PgDatabases::create(2).await else { return };
     registration_race(pg.split_map()).await;
