@@ -22,6 +22,7 @@
 
 mod error;
 mod item;
+mod objects;
 mod order;
 pub mod shape;
 mod touched;
@@ -31,6 +32,7 @@ use automerge::{AutoCommit, ChangeHash, ObjType, ROOT, ReadDoc};
 
 pub use error::{EditError, LoadError, ValidationError};
 pub use item::Item;
+use objects::Objects;
 use order::OrderIndex;
 use shape::{CONTENT, DONE, ITEMS, SORT_RANK, TITLE};
 pub use touched::Touched;
@@ -45,11 +47,19 @@ pub struct ListDoc {
     /// from the patch log (only the items a merge touched are read again); otherwise it is
     /// rebuilt when the heads moved on without it.
     order: Option<OrderIndex>,
-    /// Whether [`ListDoc::track_changes`] turned the patch log on.
-    tracking: bool,
-    /// What the order index read from the patch log and [`ListDoc::take_touched`] has not
-    /// yet reported.
+    /// Set by [`ListDoc::track_changes`]: where reading what changed resumes.
+    log: Option<ChangeLog>,
+    /// What the order index read from the log and [`ListDoc::take_touched`] has not yet
+    /// reported.
     pending: Touched,
+}
+
+/// What [`ListDoc::take_touched`] reads from: the heads it last read up to, and the owners of
+/// the document's objects (see [`objects`]), `None` while the document is not a list yet.
+#[derive(Debug, Clone)]
+struct ChangeLog {
+    heads: Vec<ChangeHash>,
+    objects: Option<Objects>,
 }
 
 impl Default for ListDoc {
@@ -83,7 +93,7 @@ impl ListDoc {
 
     /// Wraps an Automerge document (e.g. one received whole from a peer).
     pub fn from_automerge(doc: AutoCommit) -> Self {
-        Self { doc, order: None, tracking: false, pending: Touched::default() }
+        Self { doc, order: None, log: None, pending: Touched::default() }
     }
 
     /// Applies saved changes (from [`ListDoc::save_after`] or [`ListDoc::save`]).
@@ -128,39 +138,54 @@ impl ListDoc {
     /// Starts recording what changes from here on (see [`ListDoc::take_touched`]). A replica
     /// that merges other people's edits into a large list turns this on once.
     pub fn track_changes(&mut self) {
-        self.doc.update_diff_cursor();
-        self.tracking = true;
+        let heads = self.doc.get_heads();
+        self.log = Some(ChangeLog { heads: heads.clone(), objects: Objects::build(&self.doc) });
         self.pending = Touched::default();
         // From here the log holds every change: an index of older heads could not catch up.
-        let heads = self.doc.get_heads();
         if self.order.as_ref().is_some_and(|order| order.heads != heads) {
             self.order = None;
         }
     }
 
-    /// Whether [`ListDoc::track_changes`] was called: the caller then owes the document
-    /// regular [`ListDoc::take_touched`] calls, or the patch log grows without end.
+    /// Whether [`ListDoc::track_changes`] was called.
     pub fn is_tracking_changes(&self) -> bool {
-        self.tracking
+        self.log.is_some()
     }
 
-    /// What changed since the last call (or since [`ListDoc::track_changes`]), and starts
-    /// recording afresh. Costs in proportion to the changes while tracking is on; without it
-    /// (or on a document that was empty) the first call reports the whole document.
+    /// What changed since the last call (or since [`ListDoc::track_changes`]), read from the
+    /// changes' own ops, and starts afresh. Costs in proportion to the changes, whatever the
+    /// list's length. Without tracking, or while the document is not a list yet (an empty
+    /// replica), it reports a change to the structure: check the whole document.
     pub fn take_touched(&mut self) -> Touched {
         let mut touched = std::mem::take(&mut self.pending);
         touched.merge(self.read_log());
         touched
     }
 
-    /// Reads and resets the patch log, and brings the order index up to date with it: the
-    /// touched items are read again, so a merge of one change into a long list costs one
-    /// item, not the whole list. A change to the document's structure drops the index.
+    /// Reads what the changes since the last read touched (from their ops), and brings the
+    /// order index up to date with it: the touched items are read again, so a merge of one
+    /// change into a long list costs one item, not the whole list. A change to the
+    /// document's structure drops the index. Without tracking, everything counts as changed.
     fn read_log(&mut self) -> Touched {
-        let touched = Touched::from_patches(&self.doc.diff_incremental());
+        let heads = self.doc.get_heads();
+        let Some(log) = &mut self.log else {
+            return Touched { structure: true, ..Touched::default() };
+        };
+        if log.heads == heads {
+            return Touched::default();
+        }
+        let changes = self.doc.get_changes(&log.heads);
+        let touched = match &mut log.objects {
+            Some(objects) => objects.read(&changes),
+            None => Touched { structure: true, ..Touched::default() },
+        };
+        log.heads = heads;
+        if touched.structure {
+            log.objects = Objects::build(&self.doc);
+        }
         if let Some(mut order) = self.order.take() {
             let heads = self.doc.get_heads();
-            if self.tracking && order.heads != heads && order.refresh(&self.doc, &touched) {
+            if order.heads != heads && order.refresh(&self.doc, &touched) {
                 order.heads = heads;
             }
             if order.heads == self.doc.get_heads() {
@@ -335,7 +360,7 @@ impl ListDoc {
         edit: impl FnOnce(&mut AutoCommit, &mut OrderIndex) -> Result<T, EditError>,
     ) -> Result<T, EditError> {
         let mut heads = self.doc.get_heads();
-        if self.tracking && self.order.as_ref().is_some_and(|order| order.heads != heads) {
+        if self.log.is_some() && self.order.as_ref().is_some_and(|order| order.heads != heads) {
             let touched = self.read_log();
             self.pending.merge(touched);
             heads = self.doc.get_heads();

@@ -211,10 +211,6 @@ impl SyncSocket {
                 doc.automerge_mut()
                     .sync()
                     .receive_sync_message(state, SyncMessage::decode(&data)?)?;
-                if doc.is_tracking_changes() {
-                    // Read (and so reset) the patch log, as an app's client does after a merge.
-                    doc.take_touched();
-                }
                 self.push(list).await?;
                 Ok(Some(list))
             }
