@@ -217,22 +217,26 @@ fn write_edit<T>(
     Ok((value, Some(stats)))
 }
 
-/// Runs `merge` (changes from elsewhere going into `doc`) with Automerge's patch log on,
-/// and returns what it touched, at a cost in proportion to the change (not to the list).
-/// The log is off again afterwards, so local edits do not pay for it; and it is not read
-/// when nothing new arrived (most sync messages only acknowledge).
+/// Runs `merge` (changes from elsewhere going into `doc`) and returns what it touched, at a
+/// cost in proportion to the change (not to the list). The document tracks changes from its
+/// first merge on (building its object index once); what local edits touched since the last
+/// merge is dropped first, as their rows are already written. Not read when nothing new
+/// arrived (most sync messages only acknowledge).
 fn merge_tracked(
     doc: &mut ListDoc,
     merge: impl FnOnce(&mut ListDoc) -> Result<()>,
 ) -> Result<Touched> {
     let before = doc.heads();
-    doc.track_changes();
+    if doc.is_tracking_changes() {
+        doc.take_touched();
+    } else {
+        doc.track_changes();
+    }
     let merged = merge(doc);
     let touched = match merged {
         Ok(()) if doc.heads() != before => doc.take_touched(),
         _ => Touched::default(),
     };
-    doc.automerge_mut().reset_diff_cursor();
     merged.map(|()| touched)
 }
 
