@@ -44,8 +44,8 @@ use crate::{ItemId, SortRank};
 pub struct ListDoc {
     doc: AutoCommit,
     /// The display order at some heads. While changes are tracked it is brought up to date
-    /// from the patch log (only the items a merge touched are read again); otherwise it is
-    /// rebuilt when the heads moved on without it.
+    /// from what merges touched (only those items are read again); otherwise it is rebuilt
+    /// when the heads moved on without it.
     order: Option<OrderIndex>,
     /// Set by [`ListDoc::track_changes`]: where reading what changed resumes.
     log: Option<ChangeLog>,
@@ -179,18 +179,15 @@ impl ListDoc {
             Some(objects) => objects.read(&changes),
             None => Touched { structure: true, ..Touched::default() },
         };
-        log.heads = heads;
+        log.heads.clone_from(&heads);
         if touched.structure {
             log.objects = Objects::build(&self.doc);
         }
-        if let Some(mut order) = self.order.take() {
-            let heads = self.doc.get_heads();
-            if order.heads != heads && order.refresh(&self.doc, &touched) {
-                order.heads = heads;
-            }
-            if order.heads == self.doc.get_heads() {
-                self.order = Some(order);
-            }
+        if let Some(mut order) = self.order.take()
+            && (order.heads == heads || order.refresh(&self.doc, &touched))
+        {
+            order.heads = heads;
+            self.order = Some(order);
         }
         touched
     }
@@ -359,11 +356,10 @@ impl ListDoc {
         &mut self,
         edit: impl FnOnce(&mut AutoCommit, &mut OrderIndex) -> Result<T, EditError>,
     ) -> Result<T, EditError> {
-        let mut heads = self.doc.get_heads();
+        let heads = self.doc.get_heads();
         if self.log.is_some() && self.order.as_ref().is_some_and(|order| order.heads != heads) {
             let touched = self.read_log();
             self.pending.merge(touched);
-            heads = self.doc.get_heads();
         }
         let mut order = match self.order.take() {
             Some(order) if order.heads == heads => order,

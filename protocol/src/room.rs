@@ -141,13 +141,17 @@ impl Room {
         }
         let Doc::Awake(doc) = &mut self.doc else { return true };
         let snapshot = doc.save();
-        let loads_back =
-            ListDoc::load(&snapshot).is_ok_and(|mut copy| copy.heads() == self.saved_heads);
-        if !loads_back {
+        if self.load_saved(&snapshot).is_none() {
             return false;
         }
         self.doc = Doc::Asleep(snapshot);
         true
+    }
+
+    /// The document loaded from `snapshot`, if it loads and holds exactly the saved heads.
+    fn load_saved(&self, snapshot: &[u8]) -> Option<ListDoc> {
+        let mut doc = ListDoc::load(snapshot).ok()?;
+        (doc.heads() == self.saved_heads).then_some(doc)
     }
 
     /// Whether the room is asleep (see [`Room::sleep`]).
@@ -213,7 +217,6 @@ impl Room {
             }
             Ok(Ok(())) => {}
         }
-        let doc = self.doc.get();
         let after = doc.heads();
         if after == before {
             return Ok(Received { changed: false });
@@ -253,10 +256,7 @@ impl Room {
         if self.has_unsaved() {
             return;
         }
-        let Ok(mut fresh) = ListDoc::load(snapshot) else { return };
-        if fresh.heads() != self.saved_heads {
-            return;
-        }
+        let Some(mut fresh) = self.load_saved(snapshot) else { return };
         fresh.track_changes();
         self.doc = Doc::Awake(Box::new(fresh));
     }
@@ -474,14 +474,20 @@ mod tests {
         panic!("the writer's change never left in its first message");
     }
 
-    #[test]
-    fn shedding_history_keeps_peers_in_step() {
+    /// A room with one editor (peer 1) in step with it, both holding item 1, "before".
+    fn room_holding_one_item() -> (Room, Client) {
         let mut room = Room::new(ListDoc::new("Long lived").unwrap());
         room.join(1, Role::Editor);
         let mut client = Client::new(ListDoc::empty());
         settle(&mut room, 1, &mut client);
         client.doc.add_item(ItemId(1), "before").unwrap();
         settle(&mut room, 1, &mut client);
+        (room, client)
+    }
+
+    #[test]
+    fn shedding_history_keeps_peers_in_step() {
+        let (mut room, mut client) = room_holding_one_item();
 
         let snapshot = room.edit(|d| d.save());
         let heads = room.heads();
@@ -500,12 +506,7 @@ mod tests {
 
     #[test]
     fn a_sleeping_room_wakes_for_what_needs_its_document() {
-        let mut room = Room::new(ListDoc::new("Quiet").unwrap());
-        room.join(1, Role::Editor);
-        let mut client = Client::new(ListDoc::empty());
-        settle(&mut room, 1, &mut client);
-        client.doc.add_item(ItemId(1), "before").unwrap();
-        settle(&mut room, 1, &mut client);
+        let (mut room, mut client) = room_holding_one_item();
 
         let heads = room.heads();
         assert!(room.sleep());

@@ -3,9 +3,9 @@
 //! 75 ms for 10,000 items).
 //!
 //! The index remembers the document heads it describes. [`crate::ListDoc`] updates it in place
-//! after its own edits; after a merge it reads again only the items the patch log names
-//! (when changes are tracked), and otherwise rebuilds it whenever the heads differ, so it can
-//! never describe another state than the document's.
+//! after its own edits; after a merge it reads again only the items the merge touched (when
+//! changes are tracked), and otherwise rebuilds it whenever the heads differ, so it can never
+//! describe another state than the document's.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
