@@ -497,20 +497,10 @@ async fn idle_rooms_are_unloaded() {
     let mut a = SyncClient::connect(&server, &alice).await;
     a.hold(id, ListDoc::empty());
     a.settle().await;
-    let rooms = |text: &str| {
-        text.lines().find_map(|l| l.strip_prefix("tandem_rooms_loaded ")).map(str::to_owned)
-    };
-    let metrics =
-        reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
-    assert_eq!(rooms(&metrics).as_deref(), Some("1"));
+    assert_eq!(metric(&server, "tandem_rooms_loaded").await.as_deref(), Some("1"));
     drop(a);
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let metrics =
-            reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
-        if rooms(&metrics).as_deref() == Some("0") {
-            break;
-        }
+    while metric(&server, "tandem_rooms_loaded").await.as_deref() != Some("0") {
         assert!(tokio::time::Instant::now() < deadline, "the room stayed loaded");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
