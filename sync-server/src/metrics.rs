@@ -18,6 +18,20 @@ pub struct Metrics {
     pub slow_readers_closed: AtomicU64,
     /// Loaded rooms that let go of their document while quiet.
     pub rooms_asleep: AtomicU64,
+    /// Changes refused because their Automerge actor belongs to another user.
+    pub foreign_actor_changes_refused: AtomicU64,
+    /// Changes dropped because their dependencies never arrived.
+    pub orphan_changes_dropped: AtomicU64,
+    /// Messages refused for exceeding a decoded-size or operation limit.
+    pub oversized_messages_refused: AtomicU64,
+    /// Requests for a list's whole history refused as too frequent.
+    pub full_syncs_throttled: AtomicU64,
+    /// Sockets closed because they did not send `Hello` in time.
+    pub handshake_timeouts: AtomicU64,
+    /// Sockets refused because their user already had the most allowed.
+    pub sockets_refused: AtomicU64,
+    /// Sockets closed for exceeding a message rate (per socket or per user).
+    pub rate_limited_closed: AtomicU64,
 }
 
 impl Metrics {
@@ -69,6 +83,48 @@ impl Metrics {
             "gauge",
             "Loaded lists whose document is out of memory until their next message.",
             get(&self.rooms_asleep),
+        );
+        metric(
+            "tandem_foreign_actor_changes_refused_total",
+            "counter",
+            "Changes refused because their Automerge actor belongs to another user.",
+            get(&self.foreign_actor_changes_refused),
+        );
+        metric(
+            "tandem_orphan_changes_dropped_total",
+            "counter",
+            "Changes dropped because their dependencies never arrived.",
+            get(&self.orphan_changes_dropped),
+        );
+        metric(
+            "tandem_oversized_messages_refused_total",
+            "counter",
+            "Sync messages refused for exceeding a decoded-size or operation limit.",
+            get(&self.oversized_messages_refused),
+        );
+        metric(
+            "tandem_full_syncs_throttled_total",
+            "counter",
+            "Requests for a list's whole history refused as too frequent.",
+            get(&self.full_syncs_throttled),
+        );
+        metric(
+            "tandem_handshake_timeouts_total",
+            "counter",
+            "Sync sockets closed because Hello did not come in time.",
+            get(&self.handshake_timeouts),
+        );
+        metric(
+            "tandem_sockets_refused_total",
+            "counter",
+            "Sync sockets refused because their user had the most allowed open.",
+            get(&self.sockets_refused),
+        );
+        metric(
+            "tandem_rate_limited_closed_total",
+            "counter",
+            "Sync sockets closed for sending too many messages.",
+            get(&self.rate_limited_closed),
         );
         out
     }

@@ -36,6 +36,28 @@ pub struct SyncConfig {
     pub messages_per_second: u32,
     /// Frames queued for one socket before it counts as a slow reader and is closed.
     pub outbound_queue: usize,
+    /// Bytes queued for one socket before it counts as a slow reader and is closed.
+    pub outbound_queue_bytes: usize,
+    /// Seconds a new socket has to send `Hello` before it is closed.
+    pub hello_timeout_secs: u64,
+    /// Sync sockets one user may have open at once (on this node).
+    pub max_sockets_per_user: usize,
+    /// Messages per second one user may send across all of their sockets (also the burst).
+    pub user_messages_per_second: u32,
+    /// Largest total size of the changes of one message once decoded (inflated), in bytes.
+    pub max_decoded_message_bytes: usize,
+    /// Most operations one change may hold (a character typed is one operation).
+    pub max_change_ops: usize,
+    /// Most operations a list's document may hold, history included.
+    pub max_document_ops: usize,
+    /// Changes whose dependencies are missing that the room holds for one peer until the
+    /// next message, by count and by decoded bytes; beyond either the message is refused.
+    pub max_held_changes: usize,
+    /// See `max_held_changes`.
+    pub max_held_bytes: usize,
+    /// Times per minute one user may be sent a list's whole history (a new replica, or a
+    /// peer that says it has nothing); beyond that such requests get `rate_limited`.
+    pub full_syncs_per_minute: u32,
     /// Seconds between pings.
     pub ping_secs: u64,
     /// Seconds of silence after which a socket is closed.
@@ -60,6 +82,16 @@ impl Default for SyncConfig {
             max_document_bytes: 16 * 1024 * 1024,
             messages_per_second: 200,
             outbound_queue: 1024,
+            outbound_queue_bytes: 8 * 1024 * 1024,
+            hello_timeout_secs: 10,
+            max_sockets_per_user: 16,
+            user_messages_per_second: 400,
+            max_decoded_message_bytes: 8 * 1024 * 1024,
+            max_change_ops: 100_000,
+            max_document_ops: 2_000_000,
+            max_held_changes: 256,
+            max_held_bytes: 1024 * 1024,
+            full_syncs_per_minute: 6,
             ping_secs: 30,
             idle_timeout_secs: 60,
             room_idle_secs: 30,
