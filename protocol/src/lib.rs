@@ -10,6 +10,7 @@
 //! - [`wire`]: the sync socket's messages, one enum each way, in CBOR.
 //! - [`room`]: the server's side of syncing one list with many peers, sans-IO.
 //! - [`sort_rank`]: [`SortRank`], the fractional-index strings that order a list's items.
+//! - [`history`]: what one accepted change did, as a list's history shows it.
 //!
 //! ```
 //! use tandem_protocol::{Role, snowflake::Snowflake};
@@ -20,6 +21,7 @@
 //! assert!(Role::Editor.can_edit() && !Role::Editor.can_share());
 //! ```
 
+pub mod history;
 pub mod id;
 pub mod list_doc;
 pub mod role;

@@ -11,3 +11,4 @@ mod lists;
 mod sharing;
 mod storage;
 mod sync;
+mod sync_client;

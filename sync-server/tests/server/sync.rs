@@ -1,173 +1,20 @@
-//! The sync socket end to end: a raw WebSocket client that keeps each list's Automerge
-//! document, as a real client does, against a real server.
+//! The sync socket end to end, driven by the raw client of [`crate::sync_client`] against a
+//! real server.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::json;
-use tandem_protocol::automerge::sync::{Message as SyncMessage, State, SyncDoc as _};
+use tandem_protocol::automerge::sync::{State, SyncDoc as _};
 use tandem_protocol::wire::{
     ClientMessage, ErrorCode, ListErrorCode, RemovalReason, ServerMessage,
 };
 use tandem_protocol::{ItemId, ListDoc, ListId, Role};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::support::{TestServer, TestUser, email};
-
-/// How long "nothing more arrives" is waited for.
-const QUIET: Duration = Duration::from_millis(300);
-/// Longest wait for an expected message.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-struct SyncClient {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    docs: HashMap<ListId, (ListDoc, State)>,
-    /// Messages other than `Sync`, in arrival order.
-    events: Vec<ServerMessage>,
-    welcome: Vec<(ListId, Role)>,
-}
-
-impl SyncClient {
-    async fn connect(server: &TestServer, user: &TestUser) -> Self {
-        Self::connect_to(&server.base, user).await
-    }
-
-    async fn connect_to(base: &str, user: &TestUser) -> Self {
-        let url = format!("{}/api/todolist/sync", base.replace("http://", "ws://"));
-        let mut request = url.into_client_request().unwrap();
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {}", user.token).parse().unwrap());
-        let (ws, _) = tokio_tungstenite::connect_async(request).await.expect("socket opens");
-        let mut client = Self { ws, docs: HashMap::new(), events: Vec::new(), welcome: Vec::new() };
-        client.send(ClientMessage::hello()).await;
-        match client.next().await {
-            Some(ServerMessage::Welcome { version, user: id, lists }) => {
-                assert_eq!((version, id.get()), (1, user.id));
-                client.welcome = lists.into_iter().map(|a| (a.list, a.role)).collect();
-            }
-            other => panic!("expected Welcome, got {other:?}"),
-        }
-        client
-    }
-
-    async fn send(&mut self, message: ClientMessage) {
-        self.ws.send(Message::Binary(message.encode().into())).await.unwrap();
-    }
-
-    /// The next server message within `PATIENCE`, or None if the socket closed.
-    async fn next(&mut self) -> Option<ServerMessage> {
-        self.next_within(PATIENCE).await.flatten()
-    }
-
-    /// Some(None): closed; None: nothing within `wait`.
-    async fn next_within(&mut self, wait: Duration) -> Option<Option<ServerMessage>> {
-        loop {
-            let frame = match tokio::time::timeout(wait, self.ws.next()).await {
-                Err(_) => return None,
-                Ok(None) | Ok(Some(Err(_))) => return Some(None),
-                Ok(Some(Ok(frame))) => frame,
-            };
-            match frame {
-                Message::Binary(bytes) => {
-                    return Some(Some(ServerMessage::decode(&bytes).unwrap()));
-                }
-                Message::Close(_) => return Some(None),
-                _ => continue,
-            }
-        }
-    }
-
-    /// Starts holding a list with `doc` (empty for a list made elsewhere).
-    fn hold(&mut self, list: ListId, doc: ListDoc) {
-        self.docs.insert(list, (doc, State::new()));
-    }
-
-    fn doc(&self, list: ListId) -> &ListDoc {
-        &self.docs[&list].0
-    }
-
-    fn edit(&mut self, list: ListId, f: impl FnOnce(&mut ListDoc)) {
-        f(&mut self.docs.get_mut(&list).unwrap().0);
-    }
-
-    /// Sends what every held list needs and applies what arrives, until nothing more comes.
-    async fn settle(&mut self) {
-        loop {
-            let mut sent = false;
-            let lists: Vec<ListId> = self.docs.keys().copied().collect();
-            for list in lists {
-                let (doc, state) = self.docs.get_mut(&list).unwrap();
-                let message = doc.automerge_mut().sync().generate_sync_message(state);
-                if let Some(m) = message {
-                    self.send(ClientMessage::Sync { list, data: m.encode() }).await;
-                    sent = true;
-                }
-            }
-            match self.next_within(QUIET).await {
-                Some(Some(message)) => self.apply(message),
-                Some(None) => return,
-                None if !sent => return,
-                None => {}
-            }
-        }
-    }
-
-    /// Waits until `pred` holds for the documents, applying what arrives.
-    async fn wait_for(&mut self, pred: impl Fn(&Self) -> bool) {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        while !pred(self) {
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting");
-            match self.next_within(QUIET).await {
-                Some(Some(message)) => self.apply(message),
-                Some(None) => panic!("socket closed while waiting"),
-                None => self.settle().await,
-            }
-        }
-    }
-
-    fn apply(&mut self, message: ServerMessage) {
-        match message {
-            ServerMessage::Sync { list, data } => {
-                let (doc, state) =
-                    self.docs.entry(list).or_insert_with(|| (ListDoc::empty(), State::new()));
-                let m = SyncMessage::decode(&data).unwrap();
-                doc.automerge_mut().sync().receive_sync_message(state, m).unwrap();
-            }
-            other => self.events.push(other),
-        }
-    }
-
-    fn list_errors(&self, list: ListId) -> Vec<ListErrorCode> {
-        self.events
-            .iter()
-            .filter_map(|e| match e {
-                ServerMessage::ListError { list: l, code, .. } if *l == list => Some(*code),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
-fn contents(doc: &ListDoc) -> Vec<String> {
-    doc.items().unwrap().into_iter().map(|i| i.content).collect()
-}
-
-async fn rest_items(server: &TestServer, user: &TestUser, list: u64) -> Vec<String> {
-    let (status, body) =
-        server.get(&format!("/api/todolist/read?id={list}"), Some(&user.token)).await;
-    assert_eq!(status, 200, "{body}");
-    body["data"]["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["content"].as_str().unwrap().to_owned())
-        .collect()
-}
+use crate::support::{TestServer, email};
+use crate::sync_client::{PATIENCE, QUIET, SyncClient, contents, rest_items};
 
 #[tokio::test]
 async fn sockets_without_a_valid_token_are_refused_before_any_data() {
