@@ -154,7 +154,7 @@ fn offline_template(n: u64) -> (TempDir, ListDoc) {
 fn sync_round(client: &Client, room: &mut Room) -> usize {
     const PEER: u64 = 1;
     room.leave(PEER);
-    room.join(PEER, Role::Editor);
+    room.join(PEER, tandem_protocol::UserId(1), Role::Editor);
     let (mut state, mut server_heads) = client.load_sync_state(LIST).unwrap();
     let mut messages = 0;
     loop {

@@ -51,7 +51,7 @@ impl From<EditError> for Error {
         match e {
             EditError::NoSuchItem(_) => Error::NotFound(e.to_string()),
             EditError::DuplicateItem(_) => Error::Conflict(e.to_string()),
-            EditError::InvalidItemId(_) | EditError::MoveAfterItself(_) => {
+            EditError::InvalidItemId(_) | EditError::MoveAfterItself(_) | EditError::Rule(_) => {
                 Error::InvalidInput(e.to_string())
             }
             EditError::Invalid(_) | EditError::NoRankBetween(_) | EditError::Automerge(_) => {

@@ -60,7 +60,7 @@ impl FakeServer {
                 let role = *self.access.entry((user, list)).or_insert(Role::Owner);
                 let room = self.rooms.entry(list).or_insert_with(|| Room::new(ListDoc::empty()));
                 if !room.peers().any(|(p, _)| p == peer) {
-                    room.join(peer, role);
+                    room.join(peer, user, role);
                 }
                 let mut out = Vec::new();
                 match room.receive(peer, &data) {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use automerge::sync::{Message, State, SyncDoc as _};
 use tandem_protocol::room::{PeerId, Room};
-use tandem_protocol::{ItemId, ListDoc, Role};
+use tandem_protocol::{ItemId, ListDoc, Role, UserId};
 
 /// Edits timed per case.
 const EDITS: u64 = 200;
@@ -77,7 +77,7 @@ fn case(items: u64, subscribers: u64) {
         .map(|id| Peer { id, doc: ListDoc::load(&saved).unwrap(), state: State::new() })
         .collect();
     for peer in &mut peers {
-        room.join(peer.id, Role::Editor);
+        room.join(peer.id, UserId(peer.id + 1), Role::Editor);
         settle(&mut room, peer);
     }
 

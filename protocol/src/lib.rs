@@ -8,6 +8,8 @@
 //! - [`list_doc`]: [`ListDoc`], one list as an Automerge document; the only code that knows
 //!   the document's shape, and its `validate()`.
 //! - [`wire`]: the sync socket's messages, one enum each way, in CBOR.
+//! - [`intake`]: what a peer's message carries, decoded under [`limits`] before Automerge
+//!   sees it.
 //! - [`room`]: the server's side of syncing one list with many peers, sans-IO.
 //! - [`sort_rank`]: [`SortRank`], the fractional-index strings that order a list's items.
 //! - [`history`]: what one accepted change did, as a list's history shows it.
@@ -23,6 +25,8 @@
 
 pub mod history;
 pub mod id;
+pub mod intake;
+pub mod limits;
 pub mod list_doc;
 pub mod role;
 pub mod room;

@@ -20,20 +20,24 @@
 //! doc.validate().unwrap();
 //! ```
 
+mod check;
 mod error;
 mod item;
 mod objects;
 mod order;
+pub mod rules;
 pub mod shape;
 mod touched;
 
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ChangeHash, ObjType, ROOT, ReadDoc};
+use automerge::{AutoCommit, Change, ChangeHash, ObjType, ROOT, ReadDoc};
 
+pub use check::Checked;
 pub use error::{EditError, LoadError, ValidationError};
 pub use item::Item;
 use objects::Objects;
 use order::OrderIndex;
+use rules::{MAX_ITEMS, MAX_SORT_RANK_CHARS, RuleError};
 use shape::{CONTENT, DONE, ITEMS, SORT_RANK, TITLE};
 pub use touched::Touched;
 
@@ -71,6 +75,7 @@ impl Default for ListDoc {
 impl ListDoc {
     /// A new list with `title` and no items, made in one change.
     pub fn new(title: &str) -> Result<Self, EditError> {
+        rules::check_title(title)?;
         let mut doc = AutoCommit::new();
         let text = doc.put_object(ROOT, TITLE, ObjType::Text)?;
         doc.update_text(&text, title)?;
@@ -102,9 +107,9 @@ impl ListDoc {
         Ok(())
     }
 
-    /// The whole document, compacted.
+    /// The whole document, compacted. Changes whose dependencies are missing are left out.
     pub fn save(&mut self) -> Vec<u8> {
-        self.doc.save()
+        self.doc.save_with_options(automerge::SaveOptions { deflate: true, retain_orphans: false })
     }
 
     /// The changes made since `heads`, as one chunk that [`ListDoc::load_incremental`] reads.
@@ -192,6 +197,64 @@ impl ListDoc {
         touched
     }
 
+    /// Checks the whole document against its shape and the rules of what a list may hold:
+    /// for a document that arrived whole, nothing of it checked before.
+    pub fn validate_with_rules(&self) -> Result<(), ValidationError> {
+        shape::validate_with_rules(&self.doc)
+    }
+
+    /// Whether the document is a list whose changes can be checked before they are applied
+    /// ([`ListDoc::check_changes`]): a well-formed list whose changes are tracked.
+    pub fn can_check_changes(&self) -> bool {
+        self.log.as_ref().is_some_and(|log| log.objects.is_some())
+    }
+
+    /// Checks `changes` (in causal order, none of them applied yet, their dependencies all in
+    /// the document or earlier in `changes`) from their operations alone: the list's shape,
+    /// the rules of what a list may hold, and what they did. On success, apply them and call
+    /// [`ListDoc::note_applied`] with the result's `touched`. Costs what the changes cost.
+    pub fn check_changes(&mut self, changes: &[&Change]) -> Result<Checked, ValidationError> {
+        let Some(objects) = self.log.as_mut().and_then(|log| log.objects.as_mut()) else {
+            return Err(ValidationError::Unsupported {
+                path: String::new(),
+                what: "checking changes of a document that is not a tracked list",
+            });
+        };
+        check::check_changes(&self.doc, objects, changes)
+    }
+
+    /// What `changes` did, for the history, without checking them (they were checked whole,
+    /// as a new list's first changes are).
+    pub fn summarize(
+        &mut self,
+        changes: &[&Change],
+    ) -> Vec<(ChangeHash, Vec<crate::history::ChangeAction>)> {
+        match Objects::build(&self.doc) {
+            Some(mut objects) => changes
+                .iter()
+                .map(|change| (change.hash(), check::summarize(&self.doc, &mut objects, change)))
+                .collect(),
+            None => changes.iter().map(|change| (change.hash(), Vec::new())).collect(),
+        }
+    }
+
+    /// Records that changes checked by [`ListDoc::check_changes`] were applied, with what
+    /// they touched: the change log moves past them without reading them again.
+    pub fn note_applied(&mut self, touched: &Touched) {
+        let heads = self.doc.get_heads();
+        let Some(log) = &mut self.log else { return };
+        log.heads.clone_from(&heads);
+        if touched.structure {
+            log.objects = Objects::build(&self.doc);
+        }
+        if let Some(mut order) = self.order.take()
+            && (order.heads == heads || order.refresh(&self.doc, touched))
+        {
+            order.heads = heads;
+            self.order = Some(order);
+        }
+    }
+
     /// Checks what `touched` names, given that the document was valid before those changes:
     /// the same verdict as [`ListDoc::validate`] at a cost in proportion to the change.
     pub fn validate_touched(&self, touched: &Touched) -> Result<(), ValidationError> {
@@ -236,6 +299,7 @@ impl ListDoc {
 
     /// Replaces the title, as splices of the difference.
     pub fn set_title(&mut self, title: &str) -> Result<(), EditError> {
+        rules::check_title(title)?;
         self.change(|doc, _| {
             let text = shape::title_obj(doc)?;
             doc.update_text(&text, title)?;
@@ -249,9 +313,13 @@ impl ListDoc {
         if !id.is_valid() {
             return Err(EditError::InvalidItemId(id));
         }
+        rules::check_item_text(id, content)?;
         self.change(|doc, order| {
             if order.get(id).is_some() {
                 return Err(EditError::DuplicateItem(id));
+            }
+            if order.len() >= MAX_ITEMS {
+                return Err(RuleError::TooManyItems.into());
             }
             let rank = order.last_rank().map_or_else(SortRank::initial, SortRank::after);
             let items = shape::items_obj(doc)?;
@@ -261,12 +329,19 @@ impl ListDoc {
             doc.put(&obj, DONE, false)?;
             doc.put(&obj, SORT_RANK, rank.as_str())?;
             order.set(id, rank.clone(), obj);
+            let rank = if too_long(&rank) {
+                rerank(doc, order, &order.ids())?;
+                order.get(id).expect("just placed").0.clone()
+            } else {
+                rank
+            };
             Ok(Item { id, content: content.to_owned(), done: false, sort_rank: rank.to_string() })
         })
     }
 
     /// Replaces an item's text, as splices of the difference.
     pub fn edit_content(&mut self, id: ItemId, content: &str) -> Result<(), EditError> {
+        rules::check_item_text(id, content)?;
         self.change(|doc, order| {
             let (_, obj) = order.get(id).ok_or(EditError::NoSuchItem(id))?;
             let text = shape::content_obj(doc, id, obj)?;
@@ -292,6 +367,12 @@ impl ListDoc {
                 return Ok(()); // the only item is already first
             };
             let rank = first.before();
+            if too_long(&rank) {
+                let mut ids = order.ids();
+                ids.retain(|&i| i != id);
+                ids.insert(0, id);
+                return rerank(doc, order, &ids);
+            }
             doc.put(&obj, SORT_RANK, rank.as_str())?;
             order.set(id, rank, obj);
             Ok(())
@@ -301,7 +382,8 @@ impl ListDoc {
     /// Moves an item to just after `after`, and returns the items whose rank changed (the
     /// moved one first). Items that share `after`'s rank and sorted after it (possible after
     /// concurrent edits) get new ranks behind the moved item, so that it lands exactly after
-    /// `after`.
+    /// `after`. When the ranks would grow past the rules' length (many moves into one gap),
+    /// every item is ranked afresh in the same change.
     pub fn move_after(&mut self, id: ItemId, after: ItemId) -> Result<Vec<ItemId>, EditError> {
         if id == after {
             return Err(EditError::MoveAfterItself(id));
@@ -318,19 +400,35 @@ impl ListDoc {
                 }
                 tied.push(*item);
             }
-            let mut previous =
-                SortRank::between(&lower, upper.as_ref()).ok_or(EditError::NoRankBetween(id))?;
-            doc.put(&moved, SORT_RANK, previous.as_str())?;
-            order.set(id, previous.clone(), moved);
-            let mut changed = vec![id];
-            for item in tied {
+            // The moved item, then the tied ones behind it, each between the last and `upper`.
+            let mut placed = Vec::with_capacity(tied.len() + 1);
+            let mut previous = lower;
+            for item in std::iter::once(id).chain(tied) {
                 let rank = SortRank::between(&previous, upper.as_ref())
                     .ok_or(EditError::NoRankBetween(item))?;
-                let (_, obj) = order.get(item).expect("listed by the index").clone();
-                doc.put(&obj, SORT_RANK, rank.as_str())?;
-                order.set(item, rank.clone(), obj);
-                changed.push(item);
+                placed.push((item, rank.clone()));
                 previous = rank;
+            }
+            if placed.iter().any(|(_, rank)| too_long(rank)) {
+                let mut ids = order.ids();
+                ids.retain(|&i| i != id);
+                let at = ids.iter().position(|&i| i == after).expect("listed by the index");
+                ids.insert(at + 1, id);
+                rerank(doc, order, &ids)?;
+                let mut changed = vec![id];
+                changed.extend(ids.into_iter().filter(|&i| i != id));
+                return Ok(changed);
+            }
+            let mut changed = Vec::with_capacity(placed.len());
+            for (item, rank) in placed {
+                let obj = if item == id {
+                    moved.clone()
+                } else {
+                    order.get(item).expect("listed by the index").1.clone()
+                };
+                doc.put(&obj, SORT_RANK, rank.as_str())?;
+                order.set(item, rank, obj);
+                changed.push(item);
             }
             Ok(changed)
         })
@@ -378,6 +476,23 @@ impl ListDoc {
             }
         }
     }
+}
+
+/// Whether a rank is longer than the rules allow.
+fn too_long(rank: &SortRank) -> bool {
+    rank.as_str().len() > MAX_SORT_RANK_CHARS
+}
+
+/// Gives `ids` (every item of the list, in the order wanted) fresh, short, evenly spread
+/// ranks.
+fn rerank(doc: &mut AutoCommit, order: &mut OrderIndex, ids: &[ItemId]) -> Result<(), EditError> {
+    for (i, &id) in ids.iter().enumerate() {
+        let (_, obj) = order.get(id).ok_or(EditError::NoSuchItem(id))?.clone();
+        let rank = SortRank::spread(i, ids.len());
+        doc.put(&obj, SORT_RANK, rank.as_str())?;
+        order.set(id, rank, obj);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -65,6 +65,16 @@ impl SortRank {
         Self::from_index(&FractionalIndex::new_after(&self.index()))
     }
 
+    /// The `index`-th of `count` ranks spread evenly over a short range (two bytes and the
+    /// terminator: six characters), for re-ranking a whole list when repeated moves made its
+    /// ranks long. Ranks grow in `index`; `count` may be up to 16,129.
+    pub fn spread(index: usize, count: usize) -> Self {
+        const DIGITS: usize = 127; // bytes 0x01..=0x7f, below the terminator
+        let slot = (index + 1) * (DIGITS * DIGITS - 1) / (count + 1);
+        let bytes = vec![(1 + slot / DIGITS) as u8, (1 + slot % DIGITS) as u8, TERMINATOR];
+        Self::from_index(&FractionalIndex::from_bytes(bytes).expect("ends with the terminator"))
+    }
+
     /// A rank strictly between `lower` and `upper`, or after `lower` when `upper` is `None`.
     /// Returns `None` when `upper` is not greater than `lower`.
     pub fn between(lower: &SortRank, upper: Option<&SortRank>) -> Option<Self> {
@@ -157,6 +167,16 @@ mod tests {
             assert!(lower < mid && mid < upper);
             lower = mid;
         }
+    }
+
+    #[test]
+    fn spread_ranks_are_short_ordered_and_leave_room_between() {
+        let ranks: Vec<SortRank> = (0..10_000).map(|i| SortRank::spread(i, 10_000)).collect();
+        assert!(ranks.windows(2).all(|w| w[0] < w[1]));
+        assert!(ranks.iter().all(|r| r.as_str().len() == 6 && SortRank::parse(r.as_str()).is_ok()));
+        let mid = SortRank::between(&ranks[0], Some(&ranks[1])).unwrap();
+        assert!(mid.as_str().len() <= 8);
+        assert!(SortRank::spread(0, 1) > SortRank::spread(0, 1).before());
     }
 
     #[test]

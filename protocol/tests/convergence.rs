@@ -13,7 +13,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tandem_protocol::automerge::sync::{Message, State, SyncDoc as _};
 use tandem_protocol::room::Room;
-use tandem_protocol::{ItemId, ListDoc, Role};
+use tandem_protocol::{ItemId, ListDoc, Role, UserId};
 
 struct Replica {
     doc: ListDoc,
@@ -41,7 +41,7 @@ impl World {
         let mut room = Room::new(origin.clone());
         let replicas = (0..n)
             .map(|i| {
-                room.join(i as u64, Role::Editor);
+                room.join(i as u64, UserId(i as u64 + 1), Role::Editor);
                 Replica {
                     doc: ListDoc::from_automerge(origin.automerge_mut().fork()),
                     state: State::new(),
@@ -107,7 +107,7 @@ impl World {
                 replica.down.clear();
                 replica.state = State::new();
                 if replica.online {
-                    self.room.join(r as u64, Role::Editor);
+                    self.room.join(r as u64, UserId(r as u64 + 1), Role::Editor);
                 } else {
                     self.room.leave(r as u64);
                 }
@@ -178,7 +178,7 @@ impl World {
             replica.up.clear();
             replica.down.clear();
             replica.state = State::new();
-            self.room.join(r as u64, Role::Editor);
+            self.room.join(r as u64, UserId(r as u64 + 1), Role::Editor);
         }
         for _round in 0..100 {
             let mut said = false;

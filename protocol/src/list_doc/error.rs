@@ -3,6 +3,7 @@
 
 use automerge::AutomergeError;
 
+use super::rules::RuleError;
 use crate::ItemId;
 
 /// The document is not a well-formed Tandem list. `path` names the offending place, e.g.
@@ -46,6 +47,18 @@ pub enum ValidationError {
     /// Automerge could not read the document.
     #[error("invalid list document: {0}")]
     Unreadable(String),
+    /// An operation no list change makes (a mark, a counter, a change to the top level of an
+    /// existing list, ...).
+    #[error("invalid list change: {what} at {path}")]
+    Unsupported {
+        /// Where.
+        path: String,
+        /// What, for people.
+        what: &'static str,
+    },
+    /// A value the rules of what a list may hold refuse.
+    #[error("invalid list change: {0}")]
+    Rule(#[from] RuleError),
 }
 
 /// An edit that cannot be applied.
@@ -54,6 +67,9 @@ pub enum EditError {
     /// The document itself is not a list (see [`ValidationError`]).
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// The edit would break a rule of what a list may hold (see [`super::rules`]).
+    #[error(transparent)]
+    Rule(#[from] RuleError),
     /// No item with this id is in the list.
     #[error("no item {0} in this list")]
     NoSuchItem(ItemId),

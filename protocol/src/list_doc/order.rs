@@ -78,6 +78,16 @@ impl OrderIndex {
         self.by_id.get(&id)
     }
 
+    /// How many items the list has.
+    pub(crate) fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Every item id, in display order.
+    pub(crate) fn ids(&self) -> Vec<ItemId> {
+        self.sorted.iter().map(|(_, id)| *id).collect()
+    }
+
     /// The rank of the last item.
     pub(crate) fn last_rank(&self) -> Option<&SortRank> {
         self.sorted.last().map(|(rank, _)| rank)

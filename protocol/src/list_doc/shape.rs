@@ -21,6 +21,7 @@ use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 
 use super::error::ValidationError;
 use super::item::Item;
+use super::rules;
 use super::touched::Touched;
 use crate::id::is_valid_id;
 use crate::{ItemId, SortRank};
@@ -204,6 +205,25 @@ pub(crate) fn validate(doc: &AutoCommit) -> Result<(), ValidationError> {
     let items = validate_top(doc)?;
     for (id, obj) in item_objs(doc, &items)? {
         read_item(doc, id, &obj)?;
+    }
+    Ok(())
+}
+
+/// Checks the whole document against the shape above and the rules of what a list may hold
+/// (see [`super::rules`]): for a document that arrives whole (a list first synced by its
+/// creator), where nothing of it was checked before.
+pub(crate) fn validate_with_rules(doc: &AutoCommit) -> Result<(), ValidationError> {
+    let items = validate_top(doc)?;
+    let title = doc.text(title_obj(doc)?).map_err(unreadable)?;
+    rules::check_title(&title)?;
+    let objs = item_objs(doc, &items)?;
+    if objs.len() > rules::MAX_ITEMS {
+        return Err(rules::RuleError::TooManyItems.into());
+    }
+    for (id, obj) in objs {
+        let item = read_item(doc, id, &obj)?;
+        rules::check_item_text(id, &item.content)?;
+        rules::check_sort_rank_len(id, &item.sort_rank)?;
     }
     Ok(())
 }

@@ -10,12 +10,13 @@ use tokio::time::Instant;
 
 use axum::body::Bytes;
 use tandem_protocol::automerge::ChangeHash;
-use tandem_protocol::room::{PeerId, Refusal, Room};
-use tandem_protocol::wire::{ListErrorCode, RemovalReason, ServerMessage};
+use tandem_protocol::limits::SyncLimits;
+use tandem_protocol::room::{PeerId, Received, Refusal, Room};
+use tandem_protocol::wire::{ErrorCode, ListErrorCode, RemovalReason, ServerMessage};
 use tandem_protocol::{ListDoc, ListId, Role, UserId};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Hub, Outbox};
+use super::{Hub, Outbox, SyncConfig};
 use crate::metrics::Metrics;
 use crate::store::StoreError;
 use crate::store::documents::Save;
@@ -184,6 +185,19 @@ async fn run(hub: Hub, list: ListId, init: RoomInit, mut inbox: mpsc::Receiver<R
     hub.try_unload(list, &inbox);
 }
 
+/// What one peer may make a room decode and hold, from the `[sync]` config.
+fn limits(config: &SyncConfig) -> SyncLimits {
+    SyncLimits {
+        max_decoded_message_bytes: config.max_decoded_message_bytes,
+        max_change_ops: config.max_change_ops,
+        max_document_ops: config.max_document_ops,
+        max_held_changes: config.max_held_changes,
+        max_held_bytes: config.max_held_bytes,
+        full_syncs_per_minute: config.full_syncs_per_minute,
+        ..SyncLimits::default()
+    }
+}
+
 fn refuse_missing(list: ListId, command: RoomCommand) {
     let not_found = ServerMessage::ListError {
         list,
@@ -231,10 +245,11 @@ impl RoomTask {
         };
         let (chunks, stored_bytes, last_seq) =
             stored.map(|s| (s.chunks, s.bytes, s.last_seq)).unwrap_or_default();
+        let room = Room::with_limits(doc, limits(hub.config()), []);
         let mut task = Self {
             hub,
             list,
-            room: Room::new(doc),
+            room,
             members: HashMap::new(),
             dirty: HashSet::new(),
             flushed_heads: Vec::new(),
@@ -269,7 +284,7 @@ impl RoomTask {
         for command in batch {
             match command {
                 RoomCommand::Join { peer, user, role, out } => {
-                    self.room.join(peer, role);
+                    self.room.join(peer, user, role);
                     self.members.insert(peer, Member { user, out });
                     self.dirty.insert(peer);
                 }
@@ -327,7 +342,7 @@ impl RoomTask {
                 return false;
             }
         };
-        self.room.join(peer, role);
+        self.room.join(peer, user, role);
         self.members.insert(peer, Member { user, out: out.clone() });
         true
     }
@@ -341,22 +356,54 @@ impl RoomTask {
             self.error(out, ListErrorCode::TooLarge, "The list has reached its size limit.");
             return;
         }
+        let metrics = self.hub.metrics();
         match self.room.receive(peer, data) {
+            Ok(Received { dropped, .. }) if dropped > 0 => {
+                metrics.orphan_changes_dropped.fetch_add(dropped as u64, Ordering::Relaxed);
+                self.error(
+                    out,
+                    ListErrorCode::InvalidDocument,
+                    format!(
+                        "{dropped} changes were dropped: their dependencies never arrived; \
+                         send them with what they depend on"
+                    ),
+                );
+            }
             Ok(_) => {}
             Err(Refusal::ReadOnly) => {
-                Metrics::incr(&self.hub.metrics().viewer_changes_refused);
+                Metrics::incr(&metrics.viewer_changes_refused);
                 self.error(
                     out,
                     ListErrorCode::Forbidden,
                     "Viewers cannot change this list; the change was not applied.",
                 )
             }
+            Err(Refusal::ForeignActor) => {
+                Metrics::incr(&metrics.foreign_actor_changes_refused);
+                self.error(
+                    out,
+                    ListErrorCode::Forbidden,
+                    "A change was made under another user's device id; nothing was applied.",
+                )
+            }
             Err(Refusal::Invalid(e)) => {
-                Metrics::incr(&self.hub.metrics().invalid_changes_refused);
+                Metrics::incr(&metrics.invalid_changes_refused);
                 self.error(
                     out,
                     ListErrorCode::InvalidDocument,
                     format!("The change was refused: {e}"),
+                )
+            }
+            Err(Refusal::TooLarge(e)) => {
+                Metrics::incr(&metrics.oversized_messages_refused);
+                self.error(out, ListErrorCode::TooLarge, format!("The change was refused: {e}."))
+            }
+            Err(Refusal::RateLimited) => {
+                Metrics::incr(&metrics.full_syncs_throttled);
+                self.error(
+                    out,
+                    ListErrorCode::RateLimited,
+                    "The whole list was sent to you too often; retry in a minute.",
                 )
             }
             Err(Refusal::Malformed(e)) => {
@@ -364,6 +411,17 @@ impl RoomTask {
             }
             Err(Refusal::UnknownPeer) => {
                 self.error(out, ListErrorCode::NotFound, "List not found.")
+            }
+            Err(Refusal::Abusive(e)) => {
+                // Cut off: the socket closes, and what the room held for it goes with it.
+                tracing::warn!(list = %self.list, %peer, reason = %e, "closing an abusive socket");
+                out.send(&ServerMessage::Error {
+                    code: ErrorCode::BadMessage,
+                    message: format!("Too many refused messages for list {}: {e}", self.list),
+                });
+                out.kill.cancel();
+                self.room.leave(peer);
+                self.members.remove(&peer);
             }
             Err(Refusal::Broken(e)) => {
                 // The in-memory document may be damaged: reload it from what is saved.
@@ -517,7 +575,7 @@ impl RoomTask {
                 access.list.version
             )));
         }
-        if let Err(err) = self.room.edit(|d| d.set_title(title)) {
+        if let Err(err) = self.room.edit_as(user, |d| d.set_title(title)) {
             return Err(StoreError::Invalid(err.to_string()));
         }
         let Some(chunk) = self.room.unsaved() else {
@@ -546,15 +604,15 @@ impl RoomTask {
     /// Drops unsaved edits by reloading the document from the store; false if it cannot be
     /// loaded (the room then closes, and the next command loads it afresh).
     async fn reload_saved(&mut self) -> bool {
-        let peers: Vec<(PeerId, Role)> = self.room.peers().collect();
+        let peers: Vec<(PeerId, UserId, Role)> = self.room.members().collect();
         if let Some(fresh) = RoomTask::load(self.hub.clone(), self.list, RoomInit::Load).await {
             self.room = fresh.room;
             self.chunks = fresh.chunks;
             self.stored_bytes = fresh.stored_bytes;
             self.last_seq = fresh.last_seq;
             // Every peer starts its sync over against the reloaded document.
-            for (peer, role) in peers {
-                self.room.join(peer, role);
+            for (peer, user, role) in peers {
+                self.room.join(peer, user, role);
             }
             self.flushed_heads.clear();
             return true;
