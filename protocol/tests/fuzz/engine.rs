@@ -16,7 +16,7 @@
 //! note. Knobs: `TANDEM_FUZZ_SECS` (run for this long instead of the fixed case budget),
 //! `TANDEM_FUZZ_SEED` (the random seed; fixed by default so CI is repeatable),
 //! `TANDEM_FUZZ_HANG_SECS` (10), `TANDEM_FUZZ_MEMORY_MIB` (the worker's address-space cap,
-//! 4096).
+//! 4096), `TANDEM_FUZZ_ADD` (more first inputs: a `.case` file or a folder of them).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -228,12 +228,31 @@ fn out_dir(target: &str) -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz").join(target)
 }
 
+/// The cases of `target` in `TANDEM_FUZZ_ADD` (a `.case` file, or a folder of them, such as
+/// `fuzz-corpus/findings`), run first with the seeds.
+fn added_cases(target: &str) -> Vec<Case> {
+    let Ok(path) = std::env::var("TANDEM_FUZZ_ADD") else { return Vec::new() };
+    let path = PathBuf::from(path);
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&path) {
+        Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+        Err(_) => vec![path],
+    };
+    files.retain(|f| f.extension().is_some_and(|e| e == "case"));
+    files.sort();
+    files
+        .iter()
+        .map(|f| Case::decode(&std::fs::read(f).unwrap()))
+        .filter(|c| c.target() == target)
+        .collect()
+}
+
 /// The worker: fuzzes `target` within `budget`, printing its protocol lines for the parent.
 fn work(target: &str, budget: Budget) {
     let out = out_dir(target);
     let sessions = crate::corpus::sessions();
     let donors = seeds::donors(&sessions);
     let mut pool: Vec<Case> = seeds::cases(target, &sessions);
+    pool.extend(added_cases(target));
     let seed_count = pool.len();
     let seed: u64 = std::env::var("TANDEM_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(
         // Fixed per target, so that CI runs the same inputs every time.

@@ -65,6 +65,15 @@ impl Case {
         }
     }
 
+    /// The target's name: `wire`, `loader` or `room`.
+    pub fn target(&self) -> &'static str {
+        match self {
+            Case::ClientFrame(_) | Case::ServerFrame(_) => "wire",
+            Case::Load(_) | Case::LoadIncremental { .. } => "loader",
+            Case::Room { .. } => "room",
+        }
+    }
+
     /// The case as one file.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
