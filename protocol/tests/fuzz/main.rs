@@ -146,3 +146,42 @@ fn fuzz_replay() {
     println!("{path}: {outcome:?}, peak {peak} bytes for {} input bytes", case.input_len());
     println!("{}", targets::describe(&case));
 }
+
+/// Writes the seeds as raw inputs for the libFuzzer targets in `fuzz/` (see its README):
+/// `TANDEM_FUZZ_EXPORT=dir` gets `dir/wire`, `dir/loader` and `dir/room`. Does nothing without
+/// the variable.
+#[test]
+fn fuzz_export() {
+    let Ok(root) = std::env::var("TANDEM_FUZZ_EXPORT") else { return };
+    let sessions = corpus::sessions();
+    let mut wire = Vec::new();
+    let mut loader = Vec::new();
+    for case in seeds::cases("wire", &sessions).into_iter().chain(seeds::cases("loader", &sessions))
+    {
+        match case {
+            targets::Case::ClientFrame(f) | targets::Case::ServerFrame(f) => wire.push(f.to_vec()),
+            targets::Case::Load(b) => loader.push(b.to_vec()),
+            targets::Case::LoadIncremental { base, data } => {
+                loader.push([base.to_vec(), data.to_vec()].concat())
+            }
+            targets::Case::Room { .. } => {}
+        }
+    }
+    // A room input: the session (in file-name order), the sender's place among its peers,
+    // then the message, as `fuzz/src/lib.rs` reads it.
+    let mut room = Vec::new();
+    for (s, session) in sessions.iter().enumerate() {
+        for step in &session.steps {
+            let peer = session.peers.iter().position(|(p, _)| *p == step.peer).unwrap();
+            room.push([&[s as u8, peer as u8][..], &step.data].concat());
+        }
+    }
+    for (target, inputs) in [("wire", wire), ("loader", loader), ("room", room)] {
+        let dir = std::path::Path::new(&root).join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, input) in inputs.iter().enumerate() {
+            std::fs::write(dir.join(format!("seed-{i:03}")), input).unwrap();
+        }
+        println!("{}: {} inputs", dir.display(), inputs.len());
+    }
+}
