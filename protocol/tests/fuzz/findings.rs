@@ -117,6 +117,9 @@ finding! {
     loader_duplicate_change_in_collector_is_an_error:
         "loader-collector.case",
         "automerge 0.12 panics loading it and ListDoc does not catch it (issue 11)";
+    loader_change_graph_index_out_of_bounds_is_an_error:
+        "loader-change-graph-index.case",
+        "automerge 0.12 panics loading it and ListDoc does not catch it (issue 11)";
     loader_document_saves_to_bytes_that_load_back:
         "loader-save-does-not-load.case",
         "automerge 0.12 saves this document to bytes that do not load (issue 11)";

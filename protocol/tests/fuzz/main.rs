@@ -73,7 +73,8 @@ fn fuzz_room() {
 }
 
 /// The committed seeds still mean what they meant: replayed into a fresh room, every message
-/// gets the verdict it got when recorded, and what the room saved loads to its final state.
+/// gets the kind of verdict it got when recorded, and the room ends with the recorded
+/// document.
 #[test]
 fn seeds_replay_as_recorded() {
     let _alone = engine::MEASURING.lock().unwrap_or_else(|e| e.into_inner());
@@ -87,8 +88,10 @@ fn seeds_replay_as_recorded() {
             room.join(peer, role);
         }
         for (i, step) in s.steps.iter().enumerate() {
+            // The kind of verdict only: error texts may change.
             let verdict = targets::verdict(&room.receive(step.peer, &step.data));
-            assert_eq!(verdict, step.verdict, "{} step {i}", s.name);
+            let kind = |v: &str| v.split(':').next().unwrap().to_owned();
+            assert_eq!(kind(&verdict), kind(&step.verdict), "{} step {i}: {verdict}", s.name);
             if room.unsaved().is_some() {
                 room.mark_saved();
             }

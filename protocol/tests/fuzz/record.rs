@@ -170,8 +170,9 @@ fn reserved_list() -> Session {
 }
 
 /// A list created through REST (the server made its first change): an editor syncs, works
-/// offline (several changes in one message), pastes a long note (a change large enough for
-/// Automerge to send compressed), and sends a change that breaks the list's shape.
+/// offline (several changes in one message), pastes a long note and edits it, and sends a
+/// change that breaks the list's shape. (Sync sends changes uncompressed; compressed chunks
+/// come from the mutations.)
 fn created_list() -> Session {
     let editor = 7;
     let mut rec = Recorder::new(
@@ -189,7 +190,7 @@ fn created_list() -> Session {
     e.doc.remove_item(ItemId(105)).unwrap();
     rec.settle(&mut [&mut e]);
 
-    let note = "Agenda: ".to_owned() + &"review the quarterly numbers, then plan. ".repeat(60);
+    let note = "Agenda: ".to_owned() + &"review the quarterly numbers, then plan. ".repeat(10);
     e.doc.add_item(ItemId(200), &note).unwrap();
     rec.settle(&mut [&mut e]);
     e.doc.edit_content(ItemId(200), &note.replace("plan", "decide")).unwrap();
