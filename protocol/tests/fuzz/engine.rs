@@ -16,7 +16,8 @@
 //! note. Knobs: `TANDEM_FUZZ_SECS` (run for this long instead of the fixed case budget),
 //! `TANDEM_FUZZ_SEED` (the random seed; fixed by default so CI is repeatable),
 //! `TANDEM_FUZZ_HANG_SECS` (10), `TANDEM_FUZZ_MEMORY_MIB` (the worker's address-space cap,
-//! 4096), `TANDEM_FUZZ_ADD` (more first inputs: a `.case` file or a folder of them).
+//! 4096), `TANDEM_FUZZ_ADD` (more first inputs: a `.case` file or a folder of them),
+//! `TANDEM_FUZZ_OUT` (where findings land instead of `target/tmp/fuzz`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -167,8 +168,19 @@ fn take_panic() -> Option<String> {
 /// allocate much): the allocator counts the whole process, so two at once would blur.
 pub static MEASURING: Mutex<()> = Mutex::new(());
 
-/// Runs one case as the fuzzer does: its label, or what it did wrong, and its peak bytes.
-pub fn check(case: &Case) -> (Result<String, Finding>, usize) {
+/// What [`check`] saw of one input.
+#[derive(Debug)]
+pub struct Checked {
+    /// Its label, or what it did wrong.
+    pub outcome: Result<String, Finding>,
+    /// The peak bytes allocated while it ran.
+    pub peak: usize,
+    /// The bound on that peak ([`alloc_bound`]).
+    pub bound: usize,
+}
+
+/// Runs one case as the fuzzer does.
+pub fn check(case: &Case) -> Checked {
     let _alone = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
     quiet_panics();
     take_panic();
@@ -177,6 +189,7 @@ pub fn check(case: &Case) -> (Result<String, Finding>, usize) {
     let result = catch_unwind(AssertUnwindSafe(|| targets::run(case, &mut meter)));
     IN_CHECK.set(false);
     let peak = meter.peak();
+    let bound = alloc_bound(case.input_len(), meter.document_len());
     let caught = take_panic();
     let outcome = match result {
         Err(_) => Err(Finding::new("panic", caught.unwrap_or_default())),
@@ -188,7 +201,6 @@ pub fn check(case: &Case) -> (Result<String, Finding>, usize) {
         }
         Ok(Err(problem)) => Err(Finding::new("property", problem)),
         Ok(Ok(label)) => {
-            let bound = alloc_bound(case.input_len(), meter.document_len());
             if peak > bound {
                 Err(Finding::new(
                     "alloc",
@@ -206,7 +218,7 @@ pub fn check(case: &Case) -> (Result<String, Finding>, usize) {
             }
         }
     };
-    (outcome, peak)
+    Checked { outcome, peak, bound }
 }
 
 /// How long the worker runs.
@@ -225,7 +237,9 @@ fn env_f64(name: &str) -> Option<f64> {
 }
 
 fn out_dir(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz").join(target)
+    let root = std::env::var_os("TANDEM_FUZZ_OUT")
+        .map_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz"), PathBuf::from);
+    root.join(target)
 }
 
 /// The cases of `target` in `TANDEM_FUZZ_ADD` (a `.case` file, or a folder of them, such as
@@ -262,7 +276,7 @@ fn work(target: &str, budget: Budget) {
     let started = Instant::now();
     let mut labels: HashMap<String, u64> = HashMap::new();
     let mut found: HashMap<String, ()> = HashMap::new();
-    let mut worst: Option<(f64, usize, Case, String)> = None;
+    let mut worst: Option<(f64, usize, usize, Case, String)> = None;
     let mut stdout = std::io::stdout();
     let mut n = 0u64;
     loop {
@@ -287,13 +301,14 @@ fn work(target: &str, budget: Budget) {
         std::fs::write(out.join("current.case"), case.encode()).unwrap();
         writeln!(stdout, "BEGIN {n}").unwrap();
         stdout.flush().unwrap();
-        let (outcome, peak) = check(&case);
+        let Checked { outcome, peak, bound } = check(&case);
         writeln!(stdout, "END {n}").unwrap();
         match outcome {
             Ok(label) => {
-                let ratio = peak as f64 / (case.input_len() + 1) as f64;
-                if worst.as_ref().is_none_or(|w| peak > w.1) {
-                    worst = Some((ratio, peak, case.clone(), label.clone()));
+                // The worst input is the one closest to its bound.
+                let share = peak as f64 / bound as f64;
+                if worst.as_ref().is_none_or(|w| share > w.0) {
+                    worst = Some((share, peak, bound, case.clone(), label.clone()));
                 }
                 let seen = labels.entry(label).or_insert(0);
                 *seen += 1;
@@ -321,15 +336,17 @@ fn work(target: &str, budget: Budget) {
     let mut seen: Vec<_> = labels.iter().map(|(l, n)| format!("{n:>8} {l}")).collect();
     seen.sort();
     std::fs::write(out.join("outcomes.txt"), seen.join("\n")).unwrap();
-    if let Some((_, peak, case, label)) = &worst {
+    if let Some((share, peak, bound, case, label)) = &worst {
         let file = out.join("worst-alloc.case");
         std::fs::write(&file, case.encode()).unwrap();
         writeln!(
             stdout,
-            "REPORT worst allocation: {} KiB for a {} byte input ({label}), bound {} KiB; {}",
+            "REPORT worst allocation: {} KiB for a {} byte input ({label}), {:.0}% of its bound \
+             of {} KiB; {}",
             peak >> 10,
             case.input_len(),
-            alloc_bound(case.input_len(), 0) >> 10,
+            share * 100.0,
+            bound >> 10,
             file.display()
         )
         .unwrap();
@@ -399,6 +416,12 @@ pub fn fuzz(target: &str, test_name: &str, cases: u64) -> Option<Run> {
                 if let Some(n) = line.strip_prefix("BEGIN ") {
                     in_flight = Some((n.to_owned(), Instant::now()));
                 } else if line.starts_with("END ") {
+                    // An input that finished, but late, went over the bound all the same.
+                    if in_flight.as_ref().is_some_and(|(_, since)| since.elapsed() > hang) {
+                        child.kill().unwrap();
+                        hung = true;
+                        break;
+                    }
                     in_flight = None;
                 } else if let Some(rest) = line.strip_prefix("FINDING ") {
                     let mut parts = rest.splitn(3, ' ');

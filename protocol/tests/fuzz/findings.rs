@@ -8,13 +8,13 @@
 //! `Signature:` line from the README, so that the fuzzer fails if it comes back).
 
 use crate::corpus;
-use crate::engine::check;
+use crate::engine::{Checked, check};
 use crate::targets::Case;
 
 /// Replays `findings/<name>` and fails with what it still does.
 fn replay(name: &str) -> String {
     let case = Case::decode(&corpus::finding(name));
-    let (outcome, peak) = check(&case);
+    let Checked { outcome, peak, .. } = check(&case);
     match outcome {
         Ok(label) => label,
         Err(finding) => panic!(

@@ -53,21 +53,21 @@ fn assert_clean(target: &str, run: &engine::Run) {
 
 #[test]
 fn fuzz_wire() {
-    if let Some(run) = engine::fuzz("wire", "fuzz_wire", 6_000) {
+    if let Some(run) = engine::fuzz("wire", "fuzz_wire", 8_000) {
         assert_clean("wire", &run);
     }
 }
 
 #[test]
 fn fuzz_loader() {
-    if let Some(run) = engine::fuzz("loader", "fuzz_loader", 1_600) {
+    if let Some(run) = engine::fuzz("loader", "fuzz_loader", 2_400) {
         assert_clean("loader", &run);
     }
 }
 
 #[test]
 fn fuzz_room() {
-    if let Some(run) = engine::fuzz("room", "fuzz_room", 640) {
+    if let Some(run) = engine::fuzz("room", "fuzz_room", 1_000) {
         assert_clean("room", &run);
     }
 }
@@ -139,14 +139,39 @@ fn the_meter_catches_a_blow_up() {
     drop(big);
 }
 
+/// The watchdog works: a fuzzing test whose time bound every input exceeds reports a hang,
+/// with the input, and fails.
+#[test]
+fn the_watchdog_reports_a_hang() {
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-watchdog");
+    let run = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["fuzz_wire", "--exact", "--nocapture"])
+        .env("TANDEM_FUZZ_HANG_SECS", "0")
+        .env("TANDEM_FUZZ_OUT", &out)
+        .env_remove("TANDEM_FUZZ_WORKER")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&run.stdout);
+    assert!(!run.status.success(), "{printed}");
+    assert!(printed.contains("[fuzz wire] hang: input "), "{printed}");
+    let kept = std::fs::read_dir(out.join("wire")).unwrap().any(|f| {
+        let name = f.unwrap().file_name().into_string().unwrap();
+        name.starts_with("wire-hang-") && name.ends_with(".case")
+    });
+    assert!(kept, "the input is kept");
+}
+
 /// Replays one saved case (`TANDEM_FUZZ_CASE=path`), with the usual panic output and
 /// backtrace, to see where a finding comes from. Does nothing without the variable.
 #[test]
 fn fuzz_replay() {
     let Ok(path) = std::env::var("TANDEM_FUZZ_CASE") else { return };
     let case = targets::Case::decode(&std::fs::read(&path).unwrap());
-    let (outcome, peak) = engine::check(&case);
-    println!("{path}: {outcome:?}, peak {peak} bytes for {} input bytes", case.input_len());
+    let engine::Checked { outcome, peak, bound } = engine::check(&case);
+    println!(
+        "{path}: {outcome:?}, peak {peak} bytes (bound {bound}) for {} input bytes",
+        case.input_len()
+    );
     println!("{}", targets::describe(&case));
 }
 
