@@ -60,7 +60,7 @@ pub fn split_room_input(data: &[u8]) -> Option<(usize, usize, &[u8])> {
 pub fn room_for(session: &Session, doc: &ListDoc, peer: usize) -> (Room, PeerId) {
     let mut room = Room::new(doc.clone());
     for &(p, role) in &session.peers {
-        room.join(p, role);
+        room.join(p, tandem_protocol::UserId(p + 1), role);
     }
     (room, session.peers[peer % session.peers.len()].0)
 }

@@ -98,6 +98,15 @@ pub fn check_message(message: &Message) -> Result<(), IntakeError> {
         }
         check_bloom(&have.bloom.to_bytes())?;
     }
+    // Automerge writes hash lists sorted, without repeats, and asserts as much when it
+    // echoes a peer's list back.
+    let sorted = |hashes: &[automerge::ChangeHash]| hashes.windows(2).all(|w| w[0] < w[1]);
+    let lists = [&message.heads, &message.need]
+        .into_iter()
+        .chain(message.have.iter().map(|h| &h.last_sync));
+    if !lists.into_iter().all(|l| sorted(l)) {
+        return Err(IntakeError::Malformed("hash lists must be sorted, without repeats".into()));
+    }
     Ok(())
 }
 
@@ -139,6 +148,12 @@ pub fn decode_changes<'a>(
                 DOCUMENT | BUNDLE => return Err(IntakeError::NotAChange),
                 other => return Err(IntakeError::Malformed(format!("chunk type {other}"))),
             };
+            // Automerge skips a chunk whose checksum is wrong without a word; refuse it here,
+            // so that what is accepted is what gets applied. (A compressed chunk carries the
+            // checksum of the change it inflates to.)
+            if checksum(&bytes[header_len(&bytes)?..]) != chunk.checksum {
+                return Err(IntakeError::Malformed("bad checksum".into()));
+            }
             decoded = decoded.saturating_add(bytes.len());
             if decoded > limits.max_decoded_message_bytes {
                 return Err(IntakeError::TooLarge(limits.max_decoded_message_bytes));
@@ -160,6 +175,7 @@ fn malformed(e: &dyn std::fmt::Display) -> IntakeError {
 
 /// One chunk's header fields and bytes.
 struct Chunk<'a> {
+    checksum: [u8; 4],
     kind: u8,
     /// The chunk's data (after the header).
     data: &'a [u8],
@@ -175,13 +191,13 @@ impl<'a> Chunk<'a> {
         if r.take(4)? != MAGIC {
             return Err(IntakeError::Malformed("bad magic bytes".into()));
         }
-        r.take(4)?; // checksum
+        let checksum = r.take(4)?.try_into().expect("four bytes");
         let kind = r.take(1)?[0];
         let len = usize::try_from(r.uleb()?).map_err(|_| truncated())?;
         let header = start.len() - r.0.len();
         let data = r.take(len)?;
         *rest = r.0;
-        Ok(Self { kind, data, whole: &start[..header + len] })
+        Ok(Self { checksum, kind, data, whole: &start[..header + len] })
     }
 }
 
@@ -207,18 +223,24 @@ fn inflate(data: &[u8], budget: usize) -> Result<Vec<u8>, IntakeError> {
     Ok(out)
 }
 
-/// An uncompressed change chunk holding `data`. Its hash (and so its checksum) is that of
-/// the uncompressed change, as Automerge computes it for a compressed one.
-fn uncompressed_chunk(data: &[u8]) -> Vec<u8> {
+/// The checksum of a change chunk holding `data`: the start of its hash, which Automerge
+/// computes over the chunk type, the data's length and the data.
+fn checksum(data: &[u8]) -> [u8; 4] {
     let mut len = Vec::with_capacity(10);
     write_uleb(&mut len, data.len() as u64);
     let hash =
         Sha256::new().chain_update([CHANGE]).chain_update(&len).chain_update(data).finalize();
-    let mut chunk = Vec::with_capacity(9 + len.len() + data.len());
+    [hash[0], hash[1], hash[2], hash[3]]
+}
+
+/// An uncompressed change chunk holding `data`, under the checksum of the uncompressed change,
+/// as Automerge computes it for a compressed one.
+fn uncompressed_chunk(data: &[u8]) -> Vec<u8> {
+    let mut chunk = Vec::with_capacity(19 + data.len());
     chunk.extend_from_slice(&MAGIC);
-    chunk.extend_from_slice(&hash[..4]);
+    chunk.extend_from_slice(&checksum(data));
     chunk.push(CHANGE);
-    chunk.extend_from_slice(&len);
+    write_uleb(&mut chunk, data.len() as u64);
     chunk.extend_from_slice(data);
     chunk
 }

@@ -93,7 +93,9 @@ impl ListDoc {
     /// Loads a document from [`ListDoc::save`] output, optionally followed by change chunks.
     /// The result is not validated; call [`ListDoc::validate`] on untrusted bytes.
     pub fn load(bytes: &[u8]) -> Result<Self, LoadError> {
-        Ok(Self::from_automerge(AutoCommit::load(bytes)?))
+        let loaded = std::panic::catch_unwind(|| AutoCommit::load(bytes))
+            .map_err(|_| LoadError::Malformed)??;
+        Ok(Self::from_automerge(loaded))
     }
 
     /// Wraps an Automerge document (e.g. one received whole from a peer).
@@ -102,8 +104,12 @@ impl ListDoc {
     }
 
     /// Applies saved changes (from [`ListDoc::save_after`] or [`ListDoc::save`]).
+    /// On [`LoadError::Malformed`] (Automerge panicked on the bytes) the document may be
+    /// damaged: drop it.
     pub fn load_incremental(&mut self, bytes: &[u8]) -> Result<(), LoadError> {
-        self.doc.load_incremental(bytes)?;
+        let doc = &mut self.doc;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| doc.load_incremental(bytes)))
+            .map_err(|_| LoadError::Malformed)??;
         Ok(())
     }
 

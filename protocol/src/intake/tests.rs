@@ -100,11 +100,8 @@ fn rle_bomb(ops: i64) -> Vec<u8> {
     write_uleb(&mut body, u64::from(ACTION_COLUMN));
     write_uleb(&mut body, action.len() as u64);
     body.extend_from_slice(&action);
-    let mut chunk = MAGIC.to_vec();
-    chunk.extend_from_slice(&[0, 0, 0, 0, CHANGE]);
-    write_uleb(&mut chunk, body.len() as u64);
-    chunk.extend_from_slice(&body);
-    chunk
+    // A valid checksum: the attacker computes it like anyone.
+    uncompressed_chunk(&body)
 }
 
 fn write_sleb(out: &mut Vec<u8>, mut value: i64) {
@@ -142,6 +139,15 @@ fn whole_documents_are_refused() {
     let saved = doc.save();
     let refused = decode_changes([&saved[..]].into_iter(), &limits()).unwrap_err();
     assert_eq!(refused, IntakeError::NotAChange);
+}
+
+#[test]
+fn a_chunk_whose_checksum_is_wrong_is_refused() {
+    let change = real_changes().remove(1);
+    let mut bytes = change.raw_bytes().to_vec();
+    bytes[5] ^= 1;
+    let refused = decode_changes([&bytes[..]].into_iter(), &limits()).unwrap_err();
+    assert_eq!(refused, IntakeError::Malformed("bad checksum".into()));
 }
 
 #[test]

@@ -93,5 +93,11 @@ pub enum EditError {
 
 /// Bytes that are not an Automerge document or change set.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot load list document: {0}")]
-pub struct LoadError(#[from] pub AutomergeError);
+pub enum LoadError {
+    /// Automerge refused them.
+    #[error("cannot load list document: {0}")]
+    Automerge(#[from] AutomergeError),
+    /// Automerge panicked on them (malformed bytes that its checks let through).
+    #[error("cannot load list document: the bytes are malformed")]
+    Malformed,
+}

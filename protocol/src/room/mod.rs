@@ -150,6 +150,9 @@ pub struct Room {
     unsaved_touched: Touched,
     /// The changes accepted since the last save, with their authors.
     unsaved_accepted: Vec<Accepted>,
+    /// Those changes as saved chunks, made as they were merged (which also proves that
+    /// Automerge can write them out).
+    unsaved_chunks: Vec<u8>,
     actors: Actors,
     limits: SyncLimits,
     memo: Memo,
@@ -186,6 +189,7 @@ impl Room {
             saved_heads,
             unsaved_touched: Touched::default(),
             unsaved_accepted: Vec::new(),
+            unsaved_chunks: Vec::new(),
             actors: Actors::new(actors),
             limits,
             memo: Memo::default(),
@@ -207,11 +211,10 @@ impl Room {
         if self.has_unsaved() {
             return false;
         }
-        let Doc::Awake(doc) = &mut self.doc else { return true };
-        let snapshot = doc.save();
-        if self.load_saved(&snapshot).is_none() {
-            return false;
+        if self.is_asleep() {
+            return true;
         }
+        let Some(snapshot) = self.snapshot() else { return false };
         self.doc = Doc::Asleep(snapshot);
         true
     }
@@ -355,7 +358,11 @@ impl Room {
         let checked = if changes.is_empty() || !doc.can_check_changes() {
             None
         } else {
-            Some(doc.check_changes(&changes)?)
+            // Decoding a change's operations can panic on what Automerge's own checks let
+            // through (an op naming an actor the change does not list, say).
+            let checked = catch_unwind(AssertUnwindSafe(|| doc.check_changes(&changes)))
+                .map_err(|_| Refusal::Malformed("the change's operations do not read".into()))?;
+            Some(checked?)
         };
         message.changes =
             sorted.ready.iter().map(|i| i.change.raw_bytes().to_vec()).collect::<Vec<_>>().into();
@@ -366,6 +373,9 @@ impl Room {
         }));
         match applied {
             Err(_) => return Err(Refusal::Broken("automerge panicked".into())),
+            // Automerge checks a batch (a sequence number used twice, say) before it changes
+            // anything: if nothing moved, nothing was applied.
+            Ok(Err(e)) if doc.heads() == before => return Err(Refusal::Malformed(e.to_string())),
             Ok(Err(e)) => return Err(Refusal::Broken(e.to_string())),
             Ok(Ok(())) => {}
         }
@@ -374,10 +384,22 @@ impl Room {
         if changes.is_empty() {
             return Ok(Received { changed: false, dropped });
         }
-        let checked = match checked {
-            Some(checked) => self.settle_checked(&before, checked)?,
-            None => self.settle_unchecked(&before, &changes)?,
+        // Automerge has accepted changes that it cannot write back out (the fuzzer found
+        // some): what is merged must save, and anything that panics from here on means the
+        // document can no longer be trusted.
+        let settled = catch_unwind(AssertUnwindSafe(|| {
+            let chunk = self.doc.get().save_after(&before);
+            let checked = match checked {
+                Some(checked) => self.settle_checked(&before, checked)?,
+                None => self.settle_unchecked(&before, &changes)?,
+            };
+            Ok::<_, Refusal>((chunk, checked))
+        }));
+        let (chunk, checked) = match settled {
+            Ok(settled) => settled?,
+            Err(_) => return Err(Refusal::Broken("the merged changes do not read back".into())),
         };
+        self.unsaved_chunks.extend_from_slice(&chunk);
         self.actors.bind(user, new_actors);
         self.unsaved_touched.merge(checked.touched);
         self.unsaved_accepted.extend(checked.actions.into_iter().map(|(hash, actions)| Accepted {
@@ -473,6 +495,8 @@ impl Room {
         let touched = doc.take_touched();
         let changes = doc.automerge_mut().get_changes(&before);
         if !changes.is_empty() {
+            let chunk = doc.save_after(&before);
+            self.unsaved_chunks.extend_from_slice(&chunk);
             let refs: Vec<&Change> = changes.iter().collect();
             let actions = doc.summarize(&refs);
             self.actors.bind(user, vec![actor]);
@@ -489,10 +513,26 @@ impl Room {
     /// Reads or rewrites the document without a change of its own (saving it whole, say).
     pub fn edit<T>(&mut self, f: impl FnOnce(&mut ListDoc) -> T) -> T {
         let doc = self.doc.get();
+        let before = doc.heads();
         let value = f(doc);
+        if doc.heads() != before {
+            let chunk = doc.save_after(&before);
+            self.unsaved_chunks.extend_from_slice(&chunk);
+        }
         let touched = doc.take_touched();
         self.unsaved_touched.merge(touched);
         value
+    }
+
+    /// The whole document saved, if the save loads back to the same heads (Automerge can
+    /// hold documents whose save does not load: the fuzzer found one); for compaction, which
+    /// replaces what is stored with it.
+    pub fn snapshot(&mut self) -> Option<Vec<u8>> {
+        let heads = self.heads();
+        let doc = self.doc.get();
+        let snapshot = catch_unwind(AssertUnwindSafe(|| doc.save())).ok()?;
+        let mut loaded = ListDoc::load(&snapshot).ok()?;
+        (loaded.heads() == heads).then_some(snapshot)
     }
 
     /// Swaps the document for the same content loaded from `snapshot` (its own save, e.g.
@@ -530,8 +570,7 @@ impl Room {
         if !self.has_unsaved() {
             return None;
         }
-        let heads = self.saved_heads.clone();
-        Some(self.doc.get().save_after(&heads))
+        Some(self.unsaved_chunks.clone())
     }
 
     /// What changed since the last save: the title, the items (by key) and whether the
@@ -560,6 +599,7 @@ impl Room {
         self.saved_heads = self.heads();
         self.unsaved_touched = Touched::default();
         self.unsaved_accepted.clear();
+        self.unsaved_chunks.clear();
         self.actors.mark_saved();
     }
 

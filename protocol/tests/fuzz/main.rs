@@ -85,7 +85,7 @@ fn seeds_replay_as_recorded() {
             if s.base.is_empty() { ListDoc::empty() } else { ListDoc::load(&s.base).unwrap() };
         let mut room = Room::new(doc);
         for &(peer, role) in &s.peers {
-            room.join(peer, role);
+            room.join(peer, tandem_protocol::UserId(peer + 1), role);
         }
         for (i, step) in s.steps.iter().enumerate() {
             // The kind of verdict only: error texts may change.

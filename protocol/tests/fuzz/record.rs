@@ -49,7 +49,7 @@ impl Recorder {
         let saved = base.as_mut().map(ListDoc::save).unwrap_or_default();
         let mut room = Room::new(base.unwrap_or_else(ListDoc::empty));
         for &(peer, role) in peers {
-            room.join(peer, role);
+            room.join(peer, tandem_protocol::UserId(peer + 1), role);
         }
         let session = Session {
             name: name.to_owned(),

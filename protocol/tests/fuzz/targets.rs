@@ -239,7 +239,7 @@ fn room(
     };
     let mut room = Room::new(doc);
     for &(p, role) in peers {
-        room.join(p, role);
+        room.join(p, tandem_protocol::UserId(p + 1), role);
     }
     let mut stored = Stored(vec![base.to_vec()]);
     let everyone: Vec<PeerId> = peers.iter().map(|(p, _)| *p).collect();
@@ -288,7 +288,7 @@ fn room(
     if !changed && data.iter().fold(0u8, |a, b| a.wrapping_add(*b)) % 8 != 0 {
         return Ok(format!("room: {label}"));
     }
-    room.join(u64::MAX, Role::Viewer);
+    room.join(u64::MAX, tandem_protocol::UserId(1 << 52), Role::Viewer);
     room.outgoing(u64::MAX);
     if changed {
         let mut reloaded =

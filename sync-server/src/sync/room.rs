@@ -97,6 +97,10 @@ const BATCH: usize = 256;
 /// answer; the bound only keeps a surprise from spinning).
 const FLUSH_PASSES: usize = 4;
 
+/// How long a user whose bytes broke the room's document is refused (each break costs a
+/// reload of the whole document).
+const BROKEN_PENALTY: Duration = Duration::from_secs(60);
+
 /// Largest stored document a quiet room lets go of (see [`Room::sleep`]): loading it again
 /// when the next message comes must stay quick.
 const SLEEP_MAX_BYTES: usize = 64 * 1024;
@@ -123,6 +127,8 @@ struct RoomTask {
     /// Automerge failed on a peer's bytes: the in-memory document must be reloaded from the
     /// store before anything else is saved or sent.
     broken: bool,
+    /// Users whose bytes broke the document, with when their changes are taken again.
+    penalized: HashMap<UserId, Instant>,
 }
 
 /// Starts a room task; it loads the document before it handles its first command.
@@ -258,6 +264,7 @@ impl RoomTask {
             stored_bytes,
             last_seq,
             broken: false,
+            penalized: HashMap::new(),
         };
         if task.chunks > 0 {
             // Chunks loaded one by one keep their history in memory: fold them into the
@@ -348,9 +355,20 @@ impl RoomTask {
     }
 
     fn receive(&mut self, peer: PeerId, data: &[u8], out: &Outbox) {
-        if !self.members.contains_key(&peer) {
+        let Some(member) = self.members.get(&peer) else {
             self.error(out, ListErrorCode::NotFound, "List not found.");
             return;
+        };
+        if let Some(until) = self.penalized.get(&member.user) {
+            if *until > Instant::now() {
+                self.error(
+                    out,
+                    ListErrorCode::RateLimited,
+                    "Your last change to this list could not be applied; retry later.",
+                );
+                return;
+            }
+            self.penalized.remove(&member.user);
         }
         if self.stored_bytes + data.len() > self.hub.config().max_document_bytes {
             self.error(out, ListErrorCode::TooLarge, "The list has reached its size limit.");
@@ -424,10 +442,21 @@ impl RoomTask {
                 self.members.remove(&peer);
             }
             Err(Refusal::Broken(e)) => {
-                // The in-memory document may be damaged: reload it from what is saved.
-                tracing::warn!(list = %self.list, error = %e, "automerge failed on a peer's bytes; reloading");
-                self.error(out, ListErrorCode::InvalidDocument, "The change could not be applied.");
+                // The in-memory document may be damaged: reload it from what is saved. No
+                // honest client sends such bytes: its socket closes, and its user's changes to
+                // this list are refused for a while, so that reloads stay rare.
+                tracing::warn!(list = %self.list, %peer, error = %e, "automerge failed on a peer's bytes; reloading");
                 self.broken = true;
+                if let Some(member) = self.members.get(&peer) {
+                    self.penalized.insert(member.user, Instant::now() + BROKEN_PENALTY);
+                }
+                out.send(&ServerMessage::Error {
+                    code: ErrorCode::BadMessage,
+                    message: format!("A change for list {} could not be applied.", self.list),
+                });
+                out.kill.cancel();
+                self.room.leave(peer);
+                self.members.remove(&peer);
             }
         }
     }
@@ -465,7 +494,10 @@ impl RoomTask {
             };
             match &self.unborn {
                 Some((owner, email)) => {
-                    let snapshot = self.room.edit(|d| d.save());
+                    let Some(snapshot) = self.room.snapshot() else {
+                        tracing::error!(list = %self.list, "a new list's save does not load back");
+                        return false;
+                    };
                     store
                         .create_list_from_sync(self.list, *owner, email, &snapshot, &title, &items)
                         .await
@@ -546,7 +578,10 @@ impl RoomTask {
     /// Replaces the stored snapshot and chunks by one snapshot, and the document in memory by
     /// the same content loaded from it.
     async fn compact(&mut self) {
-        let snapshot = self.room.edit(|d| d.save());
+        let Some(snapshot) = self.room.snapshot() else {
+            tracing::error!(list = %self.list, "the document's save does not load back; not compacted");
+            return;
+        };
         match self.hub.store().compact_document(self.list, &snapshot, self.last_seq).await {
             Ok(()) => {
                 self.chunks = 0;
