@@ -409,7 +409,16 @@ impl RoomTask {
                 Some((owner, email)) => {
                     let snapshot = self.room.edit(|d| d.save());
                     store
-                        .create_list_from_sync(self.list, *owner, email, &snapshot, &title, &items)
+                        .create_list_from_sync(
+                            self.list,
+                            *owner,
+                            email,
+                            &snapshot,
+                            &title,
+                            &items,
+                            &[],
+                            &[],
+                        )
                         .await
                         .map(|()| 0)
                 }
@@ -421,6 +430,8 @@ impl RoomTask {
                         upserts: items,
                         removed: Vec::new(),
                         replace_all: true,
+                        new_actors: Vec::new(),
+                        accepted: Vec::new(),
                     };
                     store.save_changes(save).await
                 }
@@ -436,7 +447,16 @@ impl RoomTask {
                     Err(_) => {}
                 }
             }
-            let save = Save { list: self.list, chunk, title, upserts, removed, replace_all: false };
+            let save = Save {
+                list: self.list,
+                chunk,
+                title,
+                upserts,
+                removed,
+                replace_all: false,
+                new_actors: Vec::new(),
+                accepted: Vec::new(),
+            };
             store.save_changes(save).await
         };
         match saved {
@@ -525,7 +545,12 @@ impl RoomTask {
             return Ok((title.to_owned(), access.list.version));
         };
         // Checked again inside the transaction that saves the change.
-        match self.hub.store().rename_with_change(self.list, user, title, expected, &chunk).await {
+        match self
+            .hub
+            .store()
+            .rename_with_change(self.list, user, title, expected, &chunk, &[], &[])
+            .await
+        {
             Ok((seq, version)) => {
                 self.room.mark_saved();
                 self.chunks += 1;
