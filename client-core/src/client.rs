@@ -5,12 +5,14 @@
 //!
 //! The methods live in one file per concern: [`lists`](self::lists) and
 //! [`items`](self::items) (local, offline), [`account`](self::account) (REST: account and
-//! sharing), [`sync_support`](self::sync_support) and [`sync_exchange`](self::sync_exchange)
-//! (what the sync engine calls). Compaction of the stored documents runs on a thread of the
+//! sharing), [`history`](self::history) (REST: a list's verified history),
+//! [`sync_support`](self::sync_support) and [`sync_exchange`](self::sync_exchange) (what the
+//! sync engine calls). Compaction of the stored documents runs on a thread of the
 //! client's own, off the edit path ([`compactor`](self::compactor)).
 
 mod account;
 mod compactor;
+mod history;
 mod items;
 mod lists;
 mod sync_exchange;
