@@ -6,7 +6,8 @@
 //! off". It needs the network: the device's document does not know who its changes came from.
 
 use serde::{Deserialize, Serialize};
-use tandem_protocol::history::ChangeAction;
+/// What one change did (the protocol's type, as the server serves it).
+pub use tandem_protocol::history::ChangeAction;
 use tandem_protocol::{ItemId, UserId};
 
 /// Which page of a list's history to read: the newest by default.
