@@ -5,12 +5,14 @@
 //!
 //! The methods live in one file per concern: [`lists`](self::lists) and
 //! [`items`](self::items) (local, offline), [`account`](self::account) (REST: account and
-//! sharing), [`sync_support`](self::sync_support) and [`sync_exchange`](self::sync_exchange)
-//! (what the sync engine calls). Compaction of the stored documents runs on a thread of the
+//! sharing), [`history`](self::history) (REST: a list's verified history),
+//! [`sync_support`](self::sync_support) and [`sync_exchange`](self::sync_exchange) (what the
+//! sync engine calls). Compaction of the stored documents runs on a thread of the
 //! client's own, off the edit path ([`compactor`](self::compactor)).
 
 mod account;
 mod compactor;
+mod history;
 mod items;
 mod lists;
 mod sync_exchange;
@@ -21,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
-use tandem_protocol::automerge::ChangeHash;
+use tandem_protocol::automerge::{ActorId, ChangeHash};
 use tandem_protocol::{ItemId, ListDoc, ListId, Touched};
 
 pub use account::Account;
@@ -30,7 +32,7 @@ pub use sync_exchange::SyncReceived;
 use crate::events::{ChangeEvent, ChangeKind, Listeners, SubscriptionId};
 use crate::rest::RestClient;
 use crate::store::documents::{self, DocStats};
-use crate::store::{self, lists as list_rows};
+use crate::store::{self, account as account_row, lists as list_rows};
 use crate::{Error, Result};
 use compactor::Compactor;
 
@@ -295,9 +297,25 @@ fn cached_doc<'a>(
         .ok_or_else(|| Error::Storage(format!("list {list} has no stored document")))?;
     let fresh = docs.get(&list).is_some_and(|c| c.generation == stats.generation);
     if !fresh {
-        let (doc, generation) = documents::load(conn, list)?
+        let (mut doc, generation) = documents::load(conn, list)?
             .ok_or_else(|| Error::Storage(format!("list {list} has no stored document")))?;
+        use_device_actor(conn, &mut doc)?;
         docs.insert(list, Cached { doc, generation });
     }
     Ok(docs.get_mut(&list).expect("inserted above"))
+}
+
+/// Makes `doc`'s next changes with this device's actor, once someone signed in here (before
+/// that, each loaded document keeps the random actor Automerge gave it). Call it on every
+/// document loaded, created or rebuilt before editing it: one actor per user per device is
+/// what the server binds to the user (see `store::account`).
+///
+/// Safe to share across loads and processes: a document is only edited after it was
+/// checked against the store's generation (reloaded if another process wrote), so the
+/// actor's next sequence number always follows the last change stored with it.
+fn use_device_actor(conn: &Connection, doc: &mut ListDoc) -> Result<()> {
+    if let Some(actor) = account_row::device_actor(conn)? {
+        doc.automerge_mut().set_actor(ActorId::from(actor));
+    }
+    Ok(())
 }

@@ -9,6 +9,8 @@
 //!   calls over REST; the hooks the sync engine uses (remap ids, remote changes, sync state).
 //! - [`store`]: the SQLite schema and its tables; durability and the concurrency contract.
 //! - [`events`]: the change events subscribers receive.
+//! - [`history`]: a list's verified history (who made each change, accepted when), from the
+//!   server.
 //! - [`rest`]: the server's REST API as the client calls it.
 //! - [`sync`]: the [`SyncEngine`], keeping the lists in step with the server over one
 //!   WebSocket (one round, or in the background with reconnects).
@@ -31,6 +33,7 @@
 mod client;
 mod error;
 pub mod events;
+pub mod history;
 mod list;
 pub mod rest;
 pub mod store;
@@ -39,6 +42,7 @@ pub mod sync;
 pub use client::{Account, Client, ClientConfig, DEFAULT_SERVER_URL, SyncReceived};
 pub use error::{Error, Result};
 pub use events::{ChangeEvent, ChangeKind, SubscriptionId};
+pub use history::{HistoryEntry, HistoryPage, HistoryQuery};
 pub use list::{ListSummary, TodoList};
 pub use rest::{RegisterOutcome, User};
 pub use sync::{SyncConfig, SyncEngine, SyncHandle, SyncReport, SyncStatus};

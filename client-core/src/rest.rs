@@ -1,5 +1,5 @@
-//! The server's REST API (`/api/todolist/...`), as the client calls it: account, sharing and
-//! id reservation. Everything else the client does is local.
+//! The server's REST API (`/api/todolist/...`), as the client calls it: account, sharing, id
+//! reservation and a list's history. Everything else the client does is local.
 //!
 //! Every response is the envelope `{"code", "message", "data"}` with the HTTP status equal to
 //! `code`. Failures map onto [`Error`] by status (see [`error_for_status`]); a server that
@@ -14,6 +14,7 @@ use serde_json::json;
 use tandem_protocol::{ListId, Role, UserId};
 
 use crate::Error;
+use crate::history::{HistoryPage, HistoryQuery};
 
 /// How long to wait for a connection to the server.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -153,6 +154,27 @@ impl RestClient {
         self.post::<serde_json::Value>("delete", Some(token), &body).await.map(drop)
     }
 
+    pub(crate) async fn history(
+        &self,
+        token: &str,
+        list: ListId,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, Error> {
+        let mut params = vec![("id", list.get().to_string())];
+        if let Some(item) = query.item {
+            params.push(("item", item.get().to_string()));
+        }
+        if let Some(before) = query.before {
+            params.push(("before", before.to_string()));
+        }
+        if let Some(limit) = query.limit {
+            params.push(("limit", limit.to_string()));
+        }
+        let url = format!("{}/api/todolist/history", self.base);
+        let request = self.http.get(&url).query(&params).bearer_auth(token);
+        self.send("history", &url, request).await?.1.ok_or_else(|| missing("history"))
+    }
+
     /// POSTs `body` to `/api/todolist/{call}` and returns the envelope's message and data.
     async fn post<T: DeserializeOwned>(
         &self,
@@ -165,9 +187,19 @@ impl RestClient {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.map_err(|e| transport_error(&url, e))?;
+        self.send(call, &url, request).await
+    }
+
+    /// Sends a request for `call` and returns the envelope's message and data.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        call: &str,
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(String, Option<T>), Error> {
+        let response = request.send().await.map_err(|e| transport_error(url, e))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| transport_error(&url, e))?;
+        let bytes = response.bytes().await.map_err(|e| transport_error(url, e))?;
         let envelope: Option<Envelope<T>> = serde_json::from_slice(&bytes).ok();
         if !status.is_success() {
             let message = match serde_json::from_slice::<Envelope<serde_json::Value>>(&bytes) {

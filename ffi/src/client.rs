@@ -14,8 +14,8 @@ use tandem_client::{Client, ClientConfig, ItemId, ListId, SubscriptionId, SyncEn
 use tokio::runtime::Runtime;
 
 use crate::{
-    Account, ChangeEvent, ChangeListener, ListSummary, RegisterResult, Role, SyncReport,
-    SyncStatus, TandemError, TodoList, User,
+    Account, ChangeEvent, ChangeListener, HistoryPage, ListSummary, RegisterResult, Role,
+    SyncReport, SyncStatus, TandemError, TodoList, User,
 };
 
 /// Worker threads of the runtime that runs network calls: they only wait on sockets.
@@ -25,8 +25,8 @@ const RUNTIME_THREADS: usize = 2;
 ///
 /// Works offline: lists and items are edited in the local store and synced later. Every
 /// method is blocking and may be called from any thread; network calls (account, sharing,
-/// `sync_now`) run on the client's own runtime and are bounded in time, so call them from a
-/// background thread in a UI app. Background sync (`start_sync`) runs on a thread of its own.
+/// history, `sync_now`) run on the client's own runtime and are bounded in time, so call them
+/// from a background thread in a UI app. Background sync (`start_sync`) runs on a thread of its own.
 #[derive(uniffi::Object)]
 pub struct TandemClient {
     client: Arc<Client>,
@@ -144,6 +144,25 @@ impl TandemClient {
     pub fn unshare_list(&self, list_id: u64, email: String) -> Result<(), TandemError> {
         let client = Arc::clone(&self.client);
         self.block_on(async move { client.unshare_list(ListId(list_id), &email).await }).map(drop)
+    }
+
+    // --- History (network) ---
+
+    /// A page of a list's history from the server, newest first: who made each change and
+    /// when the server accepted it. `item_id`: only the changes to that item ("who checked
+    /// this off"). `before`: the `next_before` of the previous page, `None` for the newest.
+    /// `limit`: 1 to 100 entries, `None` for 100. Members only (`NotFound` for anyone else).
+    pub fn history(
+        &self,
+        list_id: u64,
+        item_id: Option<u64>,
+        before: Option<i64>,
+        limit: Option<u32>,
+    ) -> Result<HistoryPage, TandemError> {
+        let client = Arc::clone(&self.client);
+        let query = tandem_client::HistoryQuery { item: item_id.map(ItemId), before, limit };
+        self.block_on(async move { client.history(ListId(list_id), query).await })
+            .map(HistoryPage::from)
     }
 
     // --- Items (local, offline) ---

@@ -7,8 +7,9 @@
 //!
 //! Layout:
 //! - [`TandemClient`] (in `client`): the object apps hold, one per data folder.
-//! - `list`, `account`, `sync`: the plain records and enums it hands out ([`TodoList`],
-//!   [`User`], [`SyncReport`], ...), each with its `From` conversion from the client's type.
+//! - `list`, `account`, `sync`, `history`: the plain records and enums it hands out
+//!   ([`TodoList`], [`User`], [`SyncReport`], [`HistoryPage`], ...), each with its `From`
+//!   conversion from the client's type.
 //! - `events`: [`ChangeEvent`] and the [`ChangeListener`] apps implement to hear about changes.
 //! - [`TandemError`]: one flat error enum, mapped one to one from [`tandem_client::Error`].
 //!
@@ -37,6 +38,7 @@ mod account;
 mod client;
 mod error;
 mod events;
+mod history;
 mod list;
 mod sync;
 
@@ -44,6 +46,7 @@ pub use account::{Account, RegisterResult, User};
 pub use client::TandemClient;
 pub use error::TandemError;
 pub use events::{ChangeEvent, ChangeKind, ChangeListener};
+pub use history::{ChangeAction, HistoryEntry, HistoryPage};
 pub use list::{Item, ListSummary, Role, TodoList};
 pub use sync::{IdRemap, ListSyncReport, ListSyncStatus, SyncFailure, SyncReport, SyncStatus};
 

@@ -58,9 +58,15 @@ fn bindgen_generates_python_swift_and_kotlin() {
         assert!(path.is_file(), "{file} was not generated");
     }
     let python = std::fs::read_to_string(out.path().join("tandem.py")).unwrap();
-    for name in
-        ["class TandemClient", "class TandemError", "class Role", "def sync_now", "def subscribe"]
-    {
+    for name in [
+        "class TandemClient",
+        "class TandemError",
+        "class Role",
+        "def sync_now",
+        "def subscribe",
+        "def history",
+        "class ChangeAction",
+    ] {
         assert!(python.contains(name), "tandem.py has no {name:?}");
     }
     let kotlin = std::fs::read_to_string(out.path().join("uniffi/tandem/tandem.kt")).unwrap();

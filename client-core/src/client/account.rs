@@ -2,9 +2,10 @@
 //! is held while a request is in flight.
 
 use serde::Serialize;
+use tandem_protocol::automerge::ActorId;
 use tandem_protocol::{ListId, Role};
 
-use super::Client;
+use super::{Client, Inner};
 use crate::rest::{MAX_RESERVE, RegisterOutcome, User};
 use crate::store::{account, lists, reserved_ids};
 use crate::{Error, Result};
@@ -58,15 +59,18 @@ impl Client {
         self.rest.verify(email, code).await
     }
 
-    /// Signs in and stores the token. Then tops up the pool of reserved list ids (best
-    /// effort: a failure there is logged, the sign-in still succeeds).
+    /// Signs in and stores the token, with a new device actor: every change made on this
+    /// device from now on (until the next sign-in) carries it, and the server binds it to
+    /// this user. Then tops up the pool of reserved list ids (best effort: a failure there is
+    /// logged, the sign-in still succeeds).
     pub async fn login(&self, email: &str, password: &str) -> Result<User> {
         check_email(email)?;
         let data = self.rest.login(email, password).await?;
         {
             let mut guard = self.lock();
-            let tx =
-                guard.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let Inner { conn, docs } = &mut *guard;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let actor = account::new_device_actor();
             account::put(
                 &tx,
                 &account::AccountRow {
@@ -74,11 +78,15 @@ impl Client {
                     user_id: Some(data.user.id),
                     email: Some(data.user.email.clone()),
                     token: Some(data.token),
+                    device_actor: Some(actor.clone()),
                 },
             )?;
             // Ids reserved for someone else are of no use to this user.
             reserved_ids::keep_only(&tx, data.user.id)?;
             tx.commit()?;
+            for cached in docs.values_mut() {
+                cached.doc.automerge_mut().set_actor(ActorId::from(actor.as_slice()));
+            }
         }
         if let Err(e) = self.refill_reserved_ids().await {
             tracing::warn!(error = %e, "could not reserve list ids after login");

@@ -5,7 +5,7 @@ use rusqlite::TransactionBehavior;
 use tandem_protocol::id::MAX_ID;
 use tandem_protocol::{ListDoc, ListId, Role};
 
-use super::{Cached, Client, visible_list};
+use super::{Cached, Client, use_device_actor, visible_list};
 use crate::events::ChangeKind;
 use crate::list::{ListSummary, TodoList};
 use crate::store::{account, documents, items, lists, reserved_ids};
@@ -58,6 +58,9 @@ impl Client {
             };
             lists::insert(&tx, &row)?;
             let generation = documents::insert(&tx, id, &snapshot)?;
+            // The creating change keeps the actor `ListDoc::new` drew; every later one is the
+            // device's.
+            use_device_actor(&tx, &mut doc)?;
             tx.commit()?;
             inner.docs.insert(id, Cached { doc, generation });
             id

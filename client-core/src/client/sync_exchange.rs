@@ -10,7 +10,7 @@ use tandem_protocol::ListId;
 use tandem_protocol::automerge::ChangeHash;
 use tandem_protocol::automerge::sync::{Message, State, SyncDoc as _};
 
-use super::{Client, Inner, cached_doc, merge_tracked, write_merge};
+use super::{Client, Inner, cached_doc, merge_tracked, use_device_actor, write_merge};
 use crate::events::ChangeKind;
 use crate::store::documents::{self, DocStats};
 use crate::store::sync_states::{self, SyncStateRow};
@@ -172,6 +172,8 @@ impl Client {
             })?;
             let mut doc = tandem_protocol::ListDoc::from_automerge(fork);
             doc.validate().map_err(|e| Error::InvalidInput(e.to_string()))?;
+            // A fork draws a random actor; edits go on with the device's.
+            use_device_actor(&tx, &mut doc)?;
             let stats = documents::replace(&tx, list, &doc.save())?;
             items::replace_all(&tx, list, &doc)?;
             let title = doc.title().map_err(|e| Error::Internal(e.to_string()))?;

@@ -7,8 +7,10 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::Error;
 
 /// Every migration, in order; the store's `user_version` is the number of those applied.
-const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_initial.sql", include_str!("../../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_initial.sql", include_str!("../../migrations/0001_initial.sql")),
+    ("0002_device_actor.sql", include_str!("../../migrations/0002_device_actor.sql")),
+];
 
 /// The schema version this build writes.
 pub const LATEST: i64 = MIGRATIONS.len() as i64;

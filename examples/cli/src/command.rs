@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
+use tandem_client::history::{ChangeAction, HistoryPage, HistoryQuery};
 use tandem_client::{Client, Error, Item, ItemId, ListId, Role};
 
 use crate::output::emit;
@@ -40,6 +41,41 @@ fn item_after(client: &Client, list: ListId, item: ItemId) -> Result<Item, Error
 
 fn print_item_text(item: &Item) -> String {
     format!("[{}] {}  {}", if item.done { "x" } else { " " }, item.id, item.content)
+}
+
+/// One page of history as text: a line per change (when, who, what), then how to get the
+/// older page if there is one.
+fn print_history(list: ListId, query: &HistoryQuery, page: &HistoryPage) -> String {
+    let mut lines: Vec<String> = page
+        .changes
+        .iter()
+        .map(|change| {
+            let who = change.email.clone().unwrap_or_else(|| format!("user {}", change.user_id));
+            let what: Vec<String> = change.actions.iter().map(action_text).collect();
+            format!("{}  {who}  {}", change.accepted_at, what.join(", "))
+        })
+        .collect();
+    if lines.is_empty() {
+        lines.push("No changes recorded.".into());
+    }
+    if let Some(cursor) = page.next_before {
+        let item = query.item.map(|i| format!(" --item {i}")).unwrap_or_default();
+        lines.push(format!("Older changes: tandem history {list}{item} --before {cursor}"));
+    }
+    lines.join("\n")
+}
+
+fn action_text(action: &ChangeAction) -> String {
+    match action {
+        ChangeAction::Created => "created the list".into(),
+        ChangeAction::Renamed => "renamed the list".into(),
+        ChangeAction::Added { item } => format!("added item {item}"),
+        ChangeAction::Edited { item } => format!("edited item {item}"),
+        ChangeAction::Checked { item } => format!("checked item {item}"),
+        ChangeAction::Unchecked { item } => format!("unchecked item {item}"),
+        ChangeAction::Moved { item } => format!("moved item {item}"),
+        ChangeAction::Removed { item } => format!("removed item {item}"),
+    }
 }
 
 /// How long `tandem sync` waits for every list to be in step, unless `--timeout` says.
@@ -165,6 +201,16 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             emit(out, json, &json!({ "id": item, "removed": true }), || {
                 format!("Removed item {item}.")
             })?;
+        }
+        Command::History { list, item, before, limit } => {
+            let id = list_id(*list)?;
+            let query = HistoryQuery {
+                item: item.map(item_id).transpose()?,
+                before: *before,
+                limit: *limit,
+            };
+            let page = runtime()?.block_on(client.history(id, query))?;
+            emit(out, json, &page, || print_history(id, &query, &page))?;
         }
         Command::Sync { timeout } => {
             let timeout = Duration::from_secs(timeout.unwrap_or(DEFAULT_SYNC_TIMEOUT_SECS));

@@ -25,7 +25,8 @@ pub const EXIT_USAGE: u8 = 2;
 const AFTER_HELP: &str = "\
 The data directory is --data, else $TANDEM_DATA, else $HOME/.tandem. The server is --server,
 else $TANDEM_SERVER, else the server last signed in to, else http://127.0.0.1:8080.
-Everything except register, verify, login, share, unshare, sync and watch works offline.";
+Everything except register, verify, login, share, unshare, history, sync and watch works
+offline.";
 
 /// `tandem [--data DIR] [--server URL] [--json] COMMAND`
 #[derive(Debug, Parser)]
@@ -161,6 +162,21 @@ pub enum Command {
         list: u64,
         /// Item id.
         item: u64,
+    },
+    /// Who made each change of a list and when the server accepted it, newest first (needs
+    /// the server). Prints one page; the last line says how to get the next one.
+    History {
+        /// List id.
+        list: u64,
+        /// Only the changes to this item ("who checked this off").
+        #[arg(long, value_name = "ITEM")]
+        item: Option<u64>,
+        /// Older changes: the cursor the previous page ended with.
+        #[arg(long, value_name = "CURSOR")]
+        before: Option<i64>,
+        /// Changes per page, 1 to 100 [default: 100].
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
     },
     /// Push and pull every list once; exits 0 when every list is in step with the server.
     Sync {

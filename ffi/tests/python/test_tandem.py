@@ -141,6 +141,21 @@ class TandemStory(unittest.TestCase):
         with self.assertRaises(TandemError.NotFound):
             carol.get_list(list_id + 1_000_000)
 
+        # History: every member may read it (newest first, by item too), the authors are
+        # members, and a list one cannot see is NotFound.
+        page = carol.history(list_id, None, None, None)
+        self.assertIsInstance(page.changes, list)
+        for change in page.changes:
+            self.assertEqual(len(change.hash), 64)
+            self.assertIn(change.email, (a_mail, b_mail))
+            self.assertTrue(change.accepted_at.endswith("Z"))
+        by_item = alice.history(list_id, milk, None, 1)
+        self.assertLessEqual(len(by_item.changes), 1)
+        with self.assertRaises(TandemError.NotFound):
+            carol.history(list_id + 1_000_000, None, None, None)
+        with self.assertRaises(TandemError.InvalidInput):
+            carol.history(list_id, None, None, 0)
+
         # Live updates: with background sync on, Alice hears about Bob's edit.
         recorder = Recorder()
         subscription = alice.subscribe(recorder)

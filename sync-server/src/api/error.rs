@@ -77,6 +77,7 @@ impl From<StoreError> for ApiError {
             StoreError::Forbidden(m) => ApiError::Forbidden(m),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Invalid(m) => ApiError::Invalid(m),
+            StoreError::ActorTaken { .. } => ApiError::Forbidden(err.to_string()),
             StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
                 ApiError::Unavailable(anyhow::Error::new(err))
             }

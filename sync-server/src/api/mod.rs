@@ -8,6 +8,7 @@ pub mod envelope;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod history;
 pub mod lists;
 pub mod openapi;
 pub mod sharing;
@@ -31,6 +32,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(accounts::router())
         .merge(lists::router())
+        .merge(history::router())
         .merge(sharing::router())
         .merge(health::router())
         .merge(openapi::router())

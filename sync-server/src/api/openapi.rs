@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, health, lists, sharing};
+use super::{accounts, health, history, lists, sharing};
 use crate::state::AppState;
 
 /// The routes of this module.
@@ -21,10 +21,12 @@ pub fn router() -> Router<AppState> {
     paths(
         accounts::register, accounts::verify, accounts::login,
         lists::create, lists::read, lists::update, lists::delete, lists::reserve_ids,
+        history::history,
         sharing::share, sharing::unshare,
         health::health,
     ),
-    components(schemas(lists::ListDetails, lists::ItemData, lists::CollaboratorData)),
+    components(schemas(lists::ListDetails, lists::ItemData, lists::CollaboratorData,
+        history::HistoryData, history::ChangeData)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

@@ -1,11 +1,14 @@
 //! Each list's Automerge document, kept beside its rows on the list's shard: a snapshot plus
 //! incremental change chunks appended after it, compacted back into a snapshot from time to
 //! time. Saving a chunk also brings `todo_lists` and `todo_items` in step with the document,
-//! in the same transaction, so REST reads and SQL see what sync clients see.
+//! in the same transaction, so REST reads and SQL see what sync clients see, and records the
+//! new actor bindings and the accepted changes of the list's [`history`](super::history): a
+//! save that fails leaves none of them.
 
 use sqlx::Row as _;
 use tandem_protocol::{ItemId, ListId, Role, UserId};
 
+use super::history::{AcceptedChange, ActorBinding, bind_actors, load_actors, record_accepted};
 use super::lists::{ItemRecord, access_in, insert_collaborator};
 use super::{Store, StoreError, now_ms};
 
@@ -20,6 +23,8 @@ pub struct StoredDocument {
     pub chunks: usize,
     /// Total stored bytes.
     pub bytes: usize,
+    /// Every actor bound on the list, read in the same transaction as the document.
+    pub actors: Vec<ActorBinding>,
 }
 
 /// One room's save: the change chunk and what the relational rows must become.
@@ -38,6 +43,13 @@ pub struct Save {
     /// Every item row is dropped first, and `upserts` holds every item: for a merge that
     /// changed the document's top level (say, two replicas each created the items map).
     pub replace_all: bool,
+    /// Actors first seen in this chunk, each bound to the user who sent it. One already bound
+    /// to the same user is a no-op; to another user it fails the whole save
+    /// ([`StoreError::ActorTaken`]).
+    pub new_actors: Vec<ActorBinding>,
+    /// The changes of this chunk, for the list's history; accepted at the server's clock when
+    /// the save is written.
+    pub accepted: Vec<AcceptedChange>,
 }
 
 impl Store {
@@ -66,6 +78,7 @@ impl Store {
             doc.chunks += 1;
             doc.parts.push(data);
         }
+        doc.actors = load_actors(&mut tx, list).await?;
         tx.commit().await?;
         Ok(doc)
     }
@@ -79,7 +92,9 @@ impl Store {
     }
 
     /// Renames a list for `user` (OWNER or EDITOR) with the document change that sets the
-    /// title, in one transaction. With `expected_version`, `Conflict` unless the list is at it.
+    /// title, its actor bindings and its history, in one transaction. With
+    /// `expected_version`, `Conflict` unless the list is at it.
+    #[allow(clippy::too_many_arguments)] // the rename, its check and its change, written at once
     pub async fn rename_with_change(
         &self,
         list: ListId,
@@ -87,6 +102,8 @@ impl Store {
         title: &str,
         expected_version: Option<i64>,
         chunk: &[u8],
+        new_actors: &[ActorBinding],
+        accepted: &[AcceptedChange],
     ) -> Result<(i64, i64), StoreError> {
         let mut tx = self.shards.for_list(list).begin_write().await?;
         let access = access_in(&mut tx, list, user).await?;
@@ -100,7 +117,9 @@ impl Store {
             )));
         }
         touch_list(&mut tx, list, title).await?;
+        bind_actors(&mut tx, list, new_actors).await?;
         let seq = append_chunk(&mut tx, list, chunk).await?;
+        record_accepted(&mut tx, list, accepted).await?;
         tx.commit().await?;
         Ok((seq, access.list.version + 1))
     }
@@ -137,7 +156,9 @@ impl Store {
     }
 
     /// Creates a list first seen through sync, under an id that `owner` reserved earlier, with
-    /// its document and rows. `NotFound` if the id was not reserved by `owner`.
+    /// its document, rows, actor bindings and history. `NotFound` if the id was not reserved
+    /// by `owner`.
+    #[allow(clippy::too_many_arguments)] // each is one part of the new list, all written at once
     pub async fn create_list_from_sync(
         &self,
         list: ListId,
@@ -146,6 +167,8 @@ impl Store {
         snapshot: &[u8],
         title: &str,
         items: &[ItemRecord],
+        new_actors: &[ActorBinding],
+        accepted: &[AcceptedChange],
     ) -> Result<(), StoreError> {
         let now = now_ms();
         let mut tx = self.shards.for_list(list).begin_write().await?;
@@ -172,6 +195,8 @@ impl Store {
         insert_collaborator(&mut tx, list, owner, owner_email, Role::Owner, now).await?;
         upsert_snapshot(&mut tx, list, snapshot).await?;
         write_item_rows(&mut tx, list, items, &[], false).await?;
+        bind_actors(&mut tx, list, new_actors).await?;
+        record_accepted(&mut tx, list, accepted).await?;
         tx.commit().await?;
         self.index_put(owner, list, Role::Owner).await?;
         Ok(())
@@ -190,11 +215,15 @@ async fn ensure_live(tx: &mut Tx, list: ListId) -> Result<(), StoreError> {
     if deleted == Some(0) { Ok(()) } else { Err(StoreError::NotFound) }
 }
 
-/// Writes one save inside `tx`: `NotFound` (and nothing written) if the list is gone.
+/// Writes one save inside `tx`: `NotFound` (and nothing written) if the list is gone. Any
+/// other error may leave part of the save written: the caller must not commit `tx`.
 pub(super) async fn write_save(tx: &mut Tx, save: &Save) -> Result<i64, StoreError> {
+    // First: it writes nothing when the list is gone, and takes the list's row lock.
     touch_list(tx, save.list, &save.title).await?;
+    bind_actors(tx, save.list, &save.new_actors).await?;
     let seq = append_chunk(tx, save.list, &save.chunk).await?;
     write_item_rows(tx, save.list, &save.upserts, &save.removed, save.replace_all).await?;
+    record_accepted(tx, save.list, &save.accepted).await?;
     Ok(seq)
 }
 

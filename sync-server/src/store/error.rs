@@ -16,6 +16,15 @@ pub enum StoreError {
     /// The request is well-formed but not allowed by the rules (share with the owner, ...).
     #[error("{0}")]
     Invalid(String),
+    /// A change's Automerge actor is bound to another user on this list: its changes are not
+    /// the sender's to make. The save that carried it wrote nothing.
+    #[error("actor {actor} belongs to another user on list {list}")]
+    ActorTaken {
+        /// The list.
+        list: tandem_protocol::ListId,
+        /// The actor id, in hexadecimal.
+        actor: String,
+    },
     /// The shard map or a database URL in the config is wrong.
     #[error("configuration: {0}")]
     Config(String),
@@ -62,6 +71,7 @@ impl StoreError {
                 | StoreError::Forbidden(_)
                 | StoreError::Conflict(_)
                 | StoreError::Invalid(_)
+                | StoreError::ActorTaken { .. }
         )
     }
 }

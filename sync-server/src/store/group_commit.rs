@@ -6,8 +6,10 @@
 //! lists are busy. Queued saves are taken together, so the cost of a flush is shared by all
 //! the rooms that were waiting for it, and nobody waits for a timer: a lone save is written at
 //! once. A save that fails on its own (its list was deleted meanwhile) is answered `NotFound`
-//! without disturbing the others; if the transaction as a whole fails, each save of the group
-//! is tried again alone, so one bad save never fails its neighbours.
+//! without disturbing the others; if the transaction as a whole fails (a database error, or a
+//! save whose actor another node just bound to another user, see
+//! [`history`](super::history)), each save of the group is tried again alone, so one bad save
+//! never fails its neighbours and writes nothing of its own.
 
 use sqlx::{Any, AnyPool, Transaction};
 use tokio::sync::{mpsc, oneshot};
@@ -61,7 +63,11 @@ async fn run(pool: AnyPool, engine: Engine, mut queue: mpsc::Receiver<(Save, Rep
                 let _ = reply.send(Err(err));
             }
             Err(err) => {
-                tracing::warn!(error = ?err, saves = group.len(), "a group commit failed; saving one by one");
+                if err.is_internal() {
+                    tracing::warn!(error = ?err, saves = group.len(), "a group commit failed; saving one by one");
+                } else {
+                    tracing::debug!(error = %err, saves = group.len(), "a save of the group was refused; saving one by one");
+                }
                 for (save, reply) in group.drain(..) {
                     let result = match write_group(&pool, engine, &[&save]).await {
                         Ok(mut results) => results.pop().expect("one result"),

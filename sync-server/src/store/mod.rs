@@ -9,6 +9,8 @@
 //!   the rows derived from it.
 //! - [`group_commit`]: one writer task per database that saves many rooms' changes in one
 //!   transaction.
+//! - [`history`]: who each Automerge actor belongs to, and the changes the server accepted
+//!   (who, when, what): a list's verified history.
 //! - [`sharing`]: collaborators and pending invitations.
 //! - [`list_index`]: the per-user index of lists, a repairable cache of the list shards.
 //!
@@ -24,6 +26,7 @@ pub mod database;
 pub mod documents;
 mod error;
 pub mod group_commit;
+pub mod history;
 pub mod list_index;
 pub mod lists;
 pub mod shard_map;
@@ -35,6 +38,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use database::{Database, Engine};
 pub use error::StoreError;
+pub use history::{AcceptedChange, ActorBinding};
 pub use shard_map::{ShardMap, ShardSpec};
 
 /// The sharded store. Cheap to clone; every clone shares the same pools.

@@ -499,7 +499,16 @@ impl RoomTask {
                         return false;
                     };
                     store
-                        .create_list_from_sync(self.list, *owner, email, &snapshot, &title, &items)
+                        .create_list_from_sync(
+                            self.list,
+                            *owner,
+                            email,
+                            &snapshot,
+                            &title,
+                            &items,
+                            &[],
+                            &[],
+                        )
                         .await
                         .map(|()| 0)
                 }
@@ -511,6 +520,8 @@ impl RoomTask {
                         upserts: items,
                         removed: Vec::new(),
                         replace_all: true,
+                        new_actors: Vec::new(),
+                        accepted: Vec::new(),
                     };
                     store.save_changes(save).await
                 }
@@ -526,7 +537,16 @@ impl RoomTask {
                     Err(_) => {}
                 }
             }
-            let save = Save { list: self.list, chunk, title, upserts, removed, replace_all: false };
+            let save = Save {
+                list: self.list,
+                chunk,
+                title,
+                upserts,
+                removed,
+                replace_all: false,
+                new_actors: Vec::new(),
+                accepted: Vec::new(),
+            };
             store.save_changes(save).await
         };
         match saved {
@@ -618,7 +638,12 @@ impl RoomTask {
             return Ok((title.to_owned(), access.list.version));
         };
         // Checked again inside the transaction that saves the change.
-        match self.hub.store().rename_with_change(self.list, user, title, expected, &chunk).await {
+        match self
+            .hub
+            .store()
+            .rename_with_change(self.list, user, title, expected, &chunk, &[], &[])
+            .await
+        {
             Ok((seq, version)) => {
                 self.room.mark_saved();
                 self.chunks += 1;

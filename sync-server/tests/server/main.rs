@@ -7,6 +7,7 @@ mod accounts;
 mod authorization;
 mod binary;
 mod errors;
+mod history;
 mod lists;
 mod sharing;
 mod storage;
