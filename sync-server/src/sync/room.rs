@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use axum::body::Bytes;
-use tandem_protocol::automerge::ChangeHash;
+use tandem_protocol::automerge::{ActorId, ChangeHash};
 use tandem_protocol::limits::SyncLimits;
 use tandem_protocol::room::{PeerId, Received, Refusal, Room};
 use tandem_protocol::wire::{ErrorCode, ListErrorCode, RemovalReason, ServerMessage};
@@ -20,6 +20,7 @@ use super::{Hub, Outbox, SyncConfig};
 use crate::metrics::Metrics;
 use crate::store::StoreError;
 use crate::store::documents::Save;
+use crate::store::history::{AcceptedChange, ActorBinding};
 use crate::store::lists::ItemRecord;
 
 /// Commands a room's inbox takes.
@@ -250,8 +251,12 @@ impl RoomTask {
             }
         };
         let (chunks, stored_bytes, last_seq) =
-            stored.map(|s| (s.chunks, s.bytes, s.last_seq)).unwrap_or_default();
-        let room = Room::with_limits(doc, limits(hub.config()), []);
+            stored.as_ref().map(|s| (s.chunks, s.bytes, s.last_seq)).unwrap_or_default();
+        let actors: Vec<(ActorId, UserId)> = stored
+            .as_ref()
+            .map(|s| s.actors.iter().map(|b| (ActorId::from(b.actor.as_slice()), b.user)).collect())
+            .unwrap_or_default();
+        let room = Room::with_limits(doc, limits(hub.config()), actors);
         let mut task = Self {
             hub,
             list,
@@ -481,6 +486,7 @@ impl RoomTask {
         let Some(chunk) = self.room.unsaved() else { return true };
         let chunk_len = chunk.len();
         let touched = self.room.unsaved_touched().clone();
+        let (new_actors, accepted) = self.unsaved_history();
         let doc = self.room.doc();
         let Ok(title) = doc.title() else {
             return true; // an unborn list still empty: nothing to save yet
@@ -506,8 +512,8 @@ impl RoomTask {
                             &snapshot,
                             &title,
                             &items,
-                            &[],
-                            &[],
+                            &new_actors,
+                            &accepted,
                         )
                         .await
                         .map(|()| 0)
@@ -520,8 +526,8 @@ impl RoomTask {
                         upserts: items,
                         removed: Vec::new(),
                         replace_all: true,
-                        new_actors: Vec::new(),
-                        accepted: Vec::new(),
+                        new_actors,
+                        accepted,
                     };
                     store.save_changes(save).await
                 }
@@ -544,8 +550,8 @@ impl RoomTask {
                 upserts,
                 removed,
                 replace_all: false,
-                new_actors: Vec::new(),
-                accepted: Vec::new(),
+                new_actors,
+                accepted,
             };
             store.save_changes(save).await
         };
@@ -587,6 +593,23 @@ impl RoomTask {
                 self.reload_saved().await
             }
         }
+    }
+
+    /// The actor bindings and accepted changes to save with the room's unsaved changes.
+    fn unsaved_history(&self) -> (Vec<ActorBinding>, Vec<AcceptedChange>) {
+        let actors = self
+            .room
+            .unsaved_actors()
+            .iter()
+            .map(|(actor, user)| ActorBinding { actor: actor.to_bytes().to_vec(), user: *user })
+            .collect();
+        let accepted = self
+            .room
+            .unsaved_accepted()
+            .iter()
+            .map(|a| AcceptedChange { hash: a.hash.0, user: a.user, actions: a.actions.clone() })
+            .collect();
+        (actors, accepted)
     }
 
     async fn maybe_compact(&mut self) {
@@ -637,11 +660,12 @@ impl RoomTask {
             // The title was already this: nothing to save, nothing changes.
             return Ok((title.to_owned(), access.list.version));
         };
+        let (new_actors, accepted) = self.unsaved_history();
         // Checked again inside the transaction that saves the change.
         match self
             .hub
             .store()
-            .rename_with_change(self.list, user, title, expected, &chunk, &[], &[])
+            .rename_with_change(self.list, user, title, expected, &chunk, &new_actors, &accepted)
             .await
         {
             Ok((seq, version)) => {
