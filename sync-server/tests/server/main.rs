@@ -9,6 +9,7 @@ mod binary;
 mod errors;
 mod lists;
 mod sharing;
+mod socket_limits;
 mod storage;
 mod sync;
 mod sync_client;
