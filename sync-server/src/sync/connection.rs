@@ -61,24 +61,22 @@ pub async fn serve(socket: WebSocket, hub: Hub, slot: SocketSlot, user: UserId, 
         let next = tokio::select! {
             () = outbox.closing() => break,
             () = shutdown.cancelled() => {
-                session.fatal(ErrorCode::ShuttingDown, "The server is shutting down; reconnect later.");
+                let message = "The server is shutting down; reconnect later.";
+                session.fatal(ErrorCode::ShuttingDown, message);
                 break;
             }
             () = tokio::time::sleep_until(hello_by), if session.conn.is_none() => {
-                session.fatal(
-                    ErrorCode::HelloTimeout,
-                    &format!("Hello must come within {} s of opening the socket.", config.hello_timeout_secs),
-                );
+                let secs = config.hello_timeout_secs;
+                let message = format!("Hello must come within {secs} s of opening the socket.");
+                session.fatal(ErrorCode::HelloTimeout, &message);
                 break;
             }
             next = tokio::time::timeout(silence, stream.next()) => next,
         };
         let message = match next {
             Err(_) => {
-                session.fatal(
-                    ErrorCode::IdleTimeout,
-                    &format!("Nothing came for {} s; reconnect.", config.idle_timeout_secs),
-                );
+                let secs = config.idle_timeout_secs;
+                session.fatal(ErrorCode::IdleTimeout, &format!("Nothing came for {secs} s."));
                 break;
             }
             Ok(None) => break, // the client went away

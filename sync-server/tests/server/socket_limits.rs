@@ -46,7 +46,8 @@ async fn a_socket_that_never_says_hello_is_closed_even_while_it_answers_pings() 
             }
             frame = ws.next() => match frame {
                 Some(Ok(Message::Binary(bytes))) => {
-                    if let ServerMessage::Error { code, .. } = ServerMessage::decode(&bytes).unwrap() {
+                    let message = ServerMessage::decode(&bytes).unwrap();
+                    if let ServerMessage::Error { code, .. } = message {
                         error = Some(code);
                     }
                 }
@@ -319,10 +320,7 @@ async fn a_member_that_never_reads_is_closed_once_its_queue_passes_the_byte_boun
     }
     wait_for_metric(&server, "tandem_slow_readers_closed_total", 1).await;
     let peak = metric(&server, "tandem_outbound_queued_bytes_peak").await;
-    println!(
-        "closed after {sent} requests for the whole list; peak queued {peak} bytes; slow {}",
-        metric(&server, "tandem_slow_readers_closed_total").await
-    );
+    println!("closed after {sent} requests for the whole list; peak queued {peak} bytes");
     assert!(peak <= BOUND, "queued {peak} bytes with a bound of {BOUND}");
     assert!(peak > BOUND / 2, "the queue did fill before the close ({peak} bytes)");
     // Once the socket is gone its queue is released.
