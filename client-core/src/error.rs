@@ -34,6 +34,10 @@ pub enum Error {
     /// A bug or an unexpected answer; the message says where.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The server no longer speaks this app's sync protocol: the app must be updated.
+    /// Background sync stops instead of retrying; local edits are kept.
+    #[error("update required: {0}")]
+    UpdateRequired(String),
 }
 
 /// The result type of the client.

@@ -36,6 +36,9 @@ pub enum TandemError {
     /// A bug or an unexpected answer; the message says where.
     #[error("{0}")]
     Internal(String),
+    /// The server no longer speaks this app's sync protocol: update the app.
+    #[error("{0}")]
+    UpdateRequired(String),
 }
 
 impl From<tandem_client::Error> for TandemError {
@@ -51,6 +54,7 @@ impl From<tandem_client::Error> for TandemError {
             E::RateLimited(m) => Self::RateLimited(m),
             E::Storage(m) => Self::Storage(m),
             E::Internal(m) => Self::Internal(m),
+            E::UpdateRequired(m) => Self::UpdateRequired(m),
         }
     }
 }

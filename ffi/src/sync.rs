@@ -101,7 +101,8 @@ impl From<core::SyncReport> for SyncReport {
 /// The connection state of background sync.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct SyncStatus {
-    /// Background sync is started (until `stop_sync`).
+    /// Background sync is started (until `stop_sync`, or until it stops because an update
+    /// is required).
     pub running: bool,
     /// Connected and welcomed by the server.
     pub connected: bool,
@@ -109,21 +110,31 @@ pub struct SyncStatus {
     pub last_error: Option<String>,
     /// How many connections were opened so far.
     pub connections: u64,
+    /// The server no longer speaks this app's protocol: background sync stopped; ask the
+    /// user to update the app.
+    pub update_required: bool,
 }
 
 impl SyncStatus {
     /// The status of an engine that is running, from the engine's own report.
     pub(crate) fn running(status: core::SyncStatus) -> Self {
         Self {
-            running: true,
+            running: !status.update_required,
             connected: status.connected,
             last_error: status.last_error,
             connections: status.connections,
+            update_required: status.update_required,
         }
     }
 
     /// The status when background sync is not started.
     pub(crate) fn stopped() -> Self {
-        Self { running: false, connected: false, last_error: None, connections: 0 }
+        Self {
+            running: false,
+            connected: false,
+            last_error: None,
+            connections: 0,
+            update_required: false,
+        }
     }
 }

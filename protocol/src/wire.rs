@@ -5,7 +5,9 @@
 //! newer server keeps serving older clients during a rollout) and the lists the user can see.
 //! From then on both sides exchange Automerge sync messages per list
 //! ([`ClientMessage::Sync`], [`ServerMessage::Sync`]); a problem with one list is a
-//! [`ServerMessage::ListError`] for that list alone, and the socket carries on.
+//! [`ServerMessage::ListError`] for that list alone, and the socket carries on. A problem
+//! with the connection is a [`ServerMessage::Error`], after which the server closes the socket
+//! with that error's close code ([`ErrorCode::close_code`], 4000-4999) and a short reason.
 
 use serde::{Deserialize, Serialize};
 
@@ -145,6 +147,76 @@ pub enum ErrorCode {
     SlowReader,
     /// The server is shutting down; reconnect later.
     ShuttingDown,
+    /// `Hello` did not come within the server's time limit after the socket opened.
+    HelloTimeout,
+    /// Nothing at all (not even a pong) came from the client for too long.
+    IdleTimeout,
+}
+
+/// Longest reason a WebSocket close frame can carry, in bytes (125 bytes of payload less the
+/// two of the code).
+pub const MAX_CLOSE_REASON: usize = 123;
+
+impl ErrorCode {
+    /// Every code, in close code order.
+    pub const ALL: [ErrorCode; 8] = [
+        ErrorCode::BadMessage,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::Unauthorized,
+        ErrorCode::RateLimited,
+        ErrorCode::SlowReader,
+        ErrorCode::ShuttingDown,
+        ErrorCode::HelloTimeout,
+        ErrorCode::IdleTimeout,
+    ];
+
+    /// The WebSocket close code the server closes the socket with after sending this error,
+    /// in the application range 4000-4999. Clients read it from the close frame, so they learn
+    /// why even when the `Error` frame before it was lost or could not be decoded.
+    pub const fn close_code(self) -> u16 {
+        match self {
+            ErrorCode::BadMessage => 4000,
+            ErrorCode::UnsupportedVersion => 4001,
+            ErrorCode::Unauthorized => 4002,
+            ErrorCode::RateLimited => 4003,
+            ErrorCode::SlowReader => 4004,
+            ErrorCode::ShuttingDown => 4005,
+            ErrorCode::HelloTimeout => 4006,
+            ErrorCode::IdleTimeout => 4007,
+        }
+    }
+
+    /// The error a close code stands for, if it is one of ours.
+    pub fn from_close_code(code: u16) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.close_code() == code)
+    }
+
+    /// The code as it is spelled on the wire (`slow_reader`, ...).
+    pub const fn name(self) -> &'static str {
+        match self {
+            ErrorCode::BadMessage => "bad_message",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::SlowReader => "slow_reader",
+            ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::HelloTimeout => "hello_timeout",
+            ErrorCode::IdleTimeout => "idle_timeout",
+        }
+    }
+}
+
+/// `message` cut to fit a close frame's reason ([`MAX_CLOSE_REASON`] bytes), at a character
+/// boundary.
+pub fn close_reason(message: &str) -> &str {
+    if message.len() <= MAX_CLOSE_REASON {
+        return message;
+    }
+    let mut end = MAX_CLOSE_REASON;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    &message[..end]
 }
 
 /// A frame that could not be encoded or decoded.
@@ -193,8 +265,14 @@ impl ServerMessage {
 
 /// The version to speak with a client offering `min..=max`, if any.
 pub fn negotiate(min: u16, max: u16) -> Option<u16> {
+    negotiate_from(MIN_PROTOCOL_VERSION, min, max)
+}
+
+/// [`negotiate`] for a server that accepts no version older than `oldest` (raised to make
+/// older apps stop and ask for an update).
+pub fn negotiate_from(oldest: u16, min: u16, max: u16) -> Option<u16> {
     let best = max.min(PROTOCOL_VERSION);
-    (best >= min.max(MIN_PROTOCOL_VERSION)).then_some(best)
+    (best >= min.max(oldest).max(MIN_PROTOCOL_VERSION)).then_some(best)
 }
 
 #[cfg(test)]
@@ -251,5 +329,33 @@ mod tests {
         assert_eq!(negotiate(1, 9), Some(PROTOCOL_VERSION));
         assert_eq!(negotiate(PROTOCOL_VERSION + 1, PROTOCOL_VERSION + 3), None);
         assert_eq!(negotiate(0, 0), None);
+        assert_eq!(negotiate_from(PROTOCOL_VERSION + 1, 1, PROTOCOL_VERSION), None);
+        assert_eq!(negotiate_from(0, 1, PROTOCOL_VERSION), Some(PROTOCOL_VERSION));
+    }
+
+    #[test]
+    fn each_error_has_its_own_close_code_in_the_application_range() {
+        let mut codes: Vec<u16> = ErrorCode::ALL.iter().map(|c| c.close_code()).collect();
+        assert!(codes.iter().all(|c| (4000..5000).contains(c)), "{codes:?}");
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_close_code(code.close_code()), Some(code));
+            // The name is the wire spelling.
+            let frame = ServerMessage::Error { code, message: String::new() }.encode();
+            let text = String::from_utf8_lossy(&frame);
+            assert!(text.contains(code.name()), "{} not in {text:?}", code.name());
+        }
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), ErrorCode::ALL.len());
+        assert_eq!(ErrorCode::from_close_code(1000), None);
+    }
+
+    #[test]
+    fn close_reasons_fit_a_close_frame_and_stay_valid_utf8() {
+        assert_eq!(close_reason("short"), "short");
+        let long = "é".repeat(100); // 200 bytes
+        let cut = close_reason(&long);
+        assert!(cut.len() <= MAX_CLOSE_REASON && cut.len() >= MAX_CLOSE_REASON - 1);
+        assert!(cut.chars().all(|c| c == 'é'));
     }
 }

@@ -32,6 +32,10 @@ pub struct Metrics {
     pub sockets_refused: AtomicU64,
     /// Sockets closed for exceeding a message rate (per socket or per user).
     pub rate_limited_closed: AtomicU64,
+    /// Bytes of frames queued for sockets and not yet written, now.
+    pub outbound_queued_bytes: AtomicU64,
+    /// The most `outbound_queued_bytes` has been since the server started.
+    pub outbound_queued_bytes_peak: AtomicU64,
 }
 
 impl Metrics {
@@ -125,6 +129,18 @@ impl Metrics {
             "counter",
             "Sync sockets closed for sending too many messages.",
             get(&self.rate_limited_closed),
+        );
+        metric(
+            "tandem_outbound_queued_bytes",
+            "gauge",
+            "Bytes of frames queued for sync sockets and not yet written.",
+            get(&self.outbound_queued_bytes),
+        );
+        metric(
+            "tandem_outbound_queued_bytes_peak",
+            "gauge",
+            "The most bytes ever queued for sync sockets at once since the server started.",
+            get(&self.outbound_queued_bytes_peak),
         );
         out
     }

@@ -7,10 +7,13 @@
 //! background on a thread of its own (with its own Tokio runtime, so it can be started from
 //! any thread, an FFI caller's included): it stays connected, applies remote changes as they
 //! arrive (`RemoteChanged` events), pushes local edits as they are made, and reconnects with
-//! exponential backoff and jitter.
+//! exponential backoff and jitter, except when the server says the app is too old
+//! (`unsupported_version`): then it stops and reports [`SyncStatus::update_required`]. How
+//! the server last closed the socket (close code and reason) is in [`SyncStatus::last_close`].
 //!
 //! The logic of one connection is the sans-IO [`Session`]; [`socket`] is only the pump.
 
+pub mod close;
 pub mod session;
 pub mod socket;
 
@@ -23,6 +26,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::events::ChangeKind;
 use crate::{Client, Error, ListId, Result};
+pub use close::SyncClose;
 pub use session::{ListFailure, ListSyncStatus, Refused, Session};
 use socket::{Ended, Inputs, ListChange};
 
@@ -140,6 +144,12 @@ pub struct SyncStatus {
     pub last_error: Option<String>,
     /// How many connections were opened so far.
     pub connections: u64,
+    /// How the server closed the last connection (its close code and reason), if it did,
+    /// since the last successful connection.
+    pub last_close: Option<SyncClose>,
+    /// The server no longer speaks this app's protocol: background sync has stopped, and
+    /// the app should ask its user to update.
+    pub update_required: bool,
 }
 
 /// Keeps a [`Client`]'s lists in step with its server.
@@ -309,6 +319,15 @@ impl SyncEngine {
             match result {
                 Ok(Ended::Stopped) => break,
                 Ok(Ended::Settled) => {}
+                Err(e @ Error::UpdateRequired(_)) => {
+                    // Reconnecting cannot help until the app is updated.
+                    tracing::warn!(error = %e, "sync stopped");
+                    set_status(&status, |s| {
+                        s.last_error = Some(e.to_string());
+                        s.update_required = true;
+                    });
+                    break;
+                }
                 Err(e) => {
                     tracing::info!(error = %e, "sync connection ended");
                     set_status(&status, |s| s.last_error = Some(e.to_string()));
@@ -338,6 +357,7 @@ impl SyncEngine {
         set_status(status, |s| {
             s.connected = true;
             s.last_error = None;
+            s.last_close = None;
             s.connections += 1;
         });
         *attempt = 0;
@@ -356,6 +376,9 @@ impl SyncEngine {
         })
         .await;
         self.keep_refused(&session);
+        if let Some(close) = session.closed() {
+            set_status(status, |s| s.last_close = Some(close.clone()));
+        }
         result
     }
 }
@@ -372,6 +395,12 @@ pub struct SyncHandle {
 }
 
 impl SyncHandle {
+    /// Whether background sync is still running: false once stopped, or once it gave up
+    /// because the app must be updated ([`SyncStatus::update_required`]).
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     /// The connection state now.
     pub fn status(&self) -> SyncStatus {
         self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()

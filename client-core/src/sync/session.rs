@@ -11,7 +11,9 @@
 //! - a list is *in step* when the server advertised exactly our heads (or, for a read-only
 //!   peer, heads we all hold) since this connection began;
 //! - `ListError`s are surfaced as `SyncError` events; a refused document (`invalid_document`,
-//!   `too_large`) is not sent again until the list changes here.
+//!   `too_large`) is not sent again until the list changes here;
+//! - a connection-level `Error` ends the session with the matching [`Error`], and is kept
+//!   (with the close frame the socket pump adds) for the app to see.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use tandem_protocol::wire::{
 };
 use tandem_protocol::{ListId, Role, UserId};
 
+use super::close::SyncClose;
 use crate::{Client, Error, Result};
 
 /// A list the server refused, as reported to the app.
@@ -76,6 +79,8 @@ pub struct Session {
     user: Option<UserId>,
     failures: Vec<ListFailure>,
     refused: Refused,
+    server_error: Option<(ErrorCode, String)>,
+    closed: Option<SyncClose>,
 }
 
 fn code_name(code: ListErrorCode) -> &'static str {
@@ -97,7 +102,15 @@ fn sorted(mut heads: Vec<ChangeHash>) -> Vec<ChangeHash> {
 impl Session {
     /// A session for `client`, remembering the documents refused on earlier connections.
     pub fn new(client: Arc<Client>, refused: Refused) -> Self {
-        Self { client, lists: BTreeMap::new(), user: None, failures: Vec::new(), refused }
+        Self {
+            client,
+            lists: BTreeMap::new(),
+            user: None,
+            failures: Vec::new(),
+            refused,
+            server_error: None,
+            closed: None,
+        }
     }
 
     /// The first message to send.
@@ -121,7 +134,9 @@ impl Session {
     }
 
     /// Handles one server message and returns the messages to send back. A connection-level
-    /// `Error` from the server is returned as an error (the server closes the socket).
+    /// `Error` from the server is returned as an error (the server closes the socket), mapped
+    /// by its code: `unsupported_version` is [`Error::UpdateRequired`], `unauthorized`,
+    /// `rate_limited` and `bad_message` their own kinds, the rest [`Error::Offline`].
     pub fn handle(&mut self, message: ServerMessage) -> Result<Vec<ClientMessage>> {
         match message {
             ServerMessage::Welcome { version, user, lists } => self.welcome(version, user, lists),
@@ -139,15 +154,28 @@ impl Session {
                 self.list_error(list, code, message)?;
                 Ok(Vec::new())
             }
-            ServerMessage::Error { code, message } => Err(match code {
-                ErrorCode::Unauthorized => Error::Unauthorized(message),
-                ErrorCode::ShuttingDown | ErrorCode::SlowReader => Error::Offline(message),
-                ErrorCode::RateLimited => Error::RateLimited(message),
-                ErrorCode::UnsupportedVersion | ErrorCode::BadMessage => {
-                    Error::Internal(format!("the server closed the sync connection: {message}"))
-                }
-            }),
+            ServerMessage::Error { code, message } => {
+                tracing::warn!(?code, %message, "the server is closing the sync connection");
+                let error = SyncClose::new(Some((code, message.clone())), None).to_error();
+                self.server_error = Some((code, message));
+                Err(error)
+            }
         }
+    }
+
+    /// The connection-level `Error` the server sent, if any (it closes the socket after it).
+    pub fn server_error(&self) -> Option<&(ErrorCode, String)> {
+        self.server_error.as_ref()
+    }
+
+    /// Records how the server closed this connection.
+    pub fn set_closed(&mut self, close: SyncClose) {
+        self.closed = Some(close);
+    }
+
+    /// How the server closed this connection, once it did.
+    pub fn closed(&self) -> Option<&SyncClose> {
+        self.closed.as_ref()
     }
 
     fn welcome(

@@ -1,6 +1,7 @@
 //! The sync WebSocket: connecting with the bearer token, and the pump that moves frames
 //! between the socket and a [`Session`]. Everything it decides comes from the session; this
-//! module only does I/O, timeouts and stopping.
+//! module only does I/O, timeouts and stopping, and reads how the server closed the socket
+//! (its close code and reason) into the session.
 
 use std::time::Duration;
 
@@ -10,11 +11,16 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use super::close::SyncClose;
 use super::session::Session;
 use crate::{Error, Result};
+
+/// How long to wait for the server's close frame after its `Error` frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// The connected socket.
 pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -199,11 +205,17 @@ where
                     let message = ServerMessage::decode(&bytes).map_err(|e| {
                         Error::Internal(format!("the server sent an unreadable frame: {e}"))
                     })?;
-                    session.handle(message)?
+                    match session.handle(message) {
+                        Ok(out) => out,
+                        // The server said why it closes: its close frame follows.
+                        Err(_) if session.server_error().is_some() => {
+                            return Err(await_close(socket, session).await);
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
                 Some(Ok(Message::Close(frame))) => {
-                    let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
-                    return Err(Error::Offline(format!("the server closed the sync connection {reason}").trim_end().to_owned()));
+                    return Err(record_close(session, frame.map(close_parts)));
                 }
                 Some(Ok(_)) => Vec::new(), // ping/pong (answered by tungstenite), text: ignored
             }},
@@ -242,6 +254,38 @@ where
         };
         send_all(socket, &mut pace, out).await?;
     }
+}
+
+/// A close frame's code and reason.
+fn close_parts(frame: CloseFrame) -> (u16, String) {
+    (u16::from(frame.code), frame.reason.to_string())
+}
+
+/// After the server's `Error` frame: reads on, briefly, for the close frame that follows it,
+/// and returns the error the connection ends with.
+async fn await_close(socket: &mut Socket, session: &mut Session) -> Error {
+    let frame = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(message)) = socket.next().await {
+            if let Message::Close(frame) = message {
+                return frame.map(close_parts);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten();
+    record_close(session, frame)
+}
+
+/// Keeps how the server closed the connection in the session, for the app to see, and returns
+/// the error the connection ends with.
+fn record_close(session: &mut Session, frame: Option<(u16, String)>) -> Error {
+    let close = SyncClose::new(session.server_error().cloned(), frame);
+    tracing::info!(%close, "sync connection closed by the server");
+    let error = close.to_error();
+    session.set_closed(close);
+    error
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! `tandem sync` and `tandem watch`: the two commands that talk to the sync socket, through
 //! [`tandem_client::SyncEngine`]. Kept apart from `command.rs` because they are the only
-//! long-running ones (watch runs until killed and prints as things happen).
+//! long-running ones (watch runs until killed and prints as things happen). When the server
+//! closes the socket, its close code and reason are printed (`sync` fails with them; `watch`
+//! shows them and retries, or exits non-zero when the app must be updated).
 
 use std::io::Write;
 use std::sync::{Arc, mpsc};
@@ -94,10 +96,12 @@ fn event_text(client: &Client, event: &ChangeEvent) -> String {
     }
 }
 
-/// One connection-state line for stderr, when it changed.
+/// One connection-state line for stderr, when it changed. A close by the server shows its
+/// close code and reason (they are part of the error's text).
 fn status_text(status: &SyncStatus) -> String {
     match (&status.connected, &status.last_error) {
         (true, _) => "tandem: connected".into(),
+        (false, Some(e)) if status.update_required => format!("tandem: sync stopped ({e})"),
         (false, Some(e)) => format!("tandem: disconnected ({e}); retrying"),
         (false, None) => "tandem: connecting".into(),
     }
@@ -138,10 +142,15 @@ pub(crate) fn watch(
             Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
-        let status = status_text(&handle.status());
-        if status != last_status {
-            eprintln!("{status}");
-            last_status = status;
+        let status = handle.status();
+        let text = status_text(&status);
+        if text != last_status {
+            eprintln!("{text}");
+            last_status = text;
+        }
+        if status.update_required {
+            handle.stop();
+            anyhow::bail!("{}", status.last_error.unwrap_or_else(|| "update required".into()));
         }
     }
     handle.stop();

@@ -1,22 +1,29 @@
 //! `GET /api/todolist/sync`: the sync WebSocket. The upgrade is authenticated with the same
 //! token as REST: `Authorization: Bearer` or, for browsers (which cannot set that header on a
-//! WebSocket), `?access_token=`. A bad or missing token is refused before any list data.
+//! WebSocket), `?access_token=`. A bad or missing token is refused before any list data, and
+//! a user who already has `max_sockets_per_user` sockets open gets 429 before the upgrade.
 
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, State};
-use axum::http::header::{AUTHORIZATION, ORIGIN};
+use axum::http::header::{AUTHORIZATION, ORIGIN, RETRY_AFTER};
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
+use super::envelope::reply;
 use super::error::ApiError;
 use super::extract::{ApiQuery, AuthUser};
+use crate::metrics::Metrics;
 use crate::state::AppState;
 
 /// Bytes a socket's read buffer starts with (it grows for bigger frames).
 const WS_READ_BUFFER: usize = 4096;
+/// `Retry-After` of a refusal for too many sockets: a slot frees when any of the user's
+/// sockets closes, which the server cannot foresee.
+const SOCKET_RETRY_AFTER_SECS: u16 = 5;
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -66,6 +73,12 @@ pub async fn sync_socket(
             .into_response();
         }
     };
+    // Counted from before the upgrade (a socket that never says Hello holds a slot too), and
+    // refused here, where it costs no socket task.
+    let Some(slot) = state.hub.claim_socket(user.id) else {
+        Metrics::incr(&state.metrics.sockets_refused);
+        return too_many_sockets(state.config.sync.max_sockets_per_user);
+    };
     let hub = state.hub.clone();
     upgrade
         // Small buffers: most sockets are idle, and tungstenite reserves its read buffer up
@@ -74,5 +87,17 @@ pub async fn sync_socket(
         .write_buffer_size(0)
         .max_message_size(state.config.sync.max_message_bytes)
         .max_frame_size(state.config.sync.max_message_bytes)
-        .on_upgrade(move |socket| crate::sync::connection::serve(socket, hub, user.id, user.email))
+        .on_upgrade(move |socket| {
+            crate::sync::connection::serve(socket, hub, slot, user.id, user.email)
+        })
+}
+
+/// The 429 for a user who has the most sync sockets allowed open already.
+fn too_many_sockets(max: usize) -> Response {
+    let message = format!(
+        "Too many sync sockets open for this account (at most {max}); close one or retry later."
+    );
+    let mut response = reply::<()>(StatusCode::TOO_MANY_REQUESTS, message, None);
+    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(SOCKET_RETRY_AFTER_SECS));
+    response
 }

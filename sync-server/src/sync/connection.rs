@@ -1,64 +1,47 @@
 //! One sync socket: an adapter between the WebSocket and the hub. It splits the socket, keeps
-//! the ping and silence timers, checks the protocol (`Hello` first, binary CBOR frames),
-//! subscribes the socket to each list it names after checking the user's access, and hands
-//! sync messages to the list's room.
+//! the Hello deadline and the ping and silence timers, checks the protocol (`Hello` first,
+//! binary CBOR frames) and the message rates (the socket's own, and its user's across all of
+//! their sockets), subscribes the socket to each list it names after checking the user's
+//! access, and hands sync messages to the list's room.
+//!
+//! Every close the server decides on says why, twice: a `ServerMessage::Error` frame, then a
+//! close frame whose code is the error's close code (4000-4999) and whose reason is its
+//! message, so a client learns why even if it cannot read the frame.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt as _, StreamExt as _};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tandem_protocol::wire::{
-    ClientMessage, ErrorCode, ListAccess, ListErrorCode, ServerMessage, negotiate,
+    ClientMessage, ErrorCode, ListAccess, ListErrorCode, ServerMessage, close_reason,
+    negotiate_from,
 };
 use tandem_protocol::{ListId, UserId};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
+use super::outbox::{Outgoing, outbox};
 use super::room::{RoomCommand, RoomInit};
+use super::user_limits::SocketSlot;
 use super::{ConnId, Hub, Outbox};
 use crate::store::StoreError;
 
-/// How long the writer keeps trying to deliver queued frames once the socket is closing.
+/// How long the writer keeps trying to deliver its last frames once the socket is closing,
+/// and how long the reader waits for the client to answer the close.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Serves one authenticated socket until it closes.
-pub async fn serve(socket: WebSocket, hub: Hub, user: UserId, email: String) {
+/// Serves one authenticated socket until it closes; `slot` (the user's socket count) is
+/// given back when it has.
+pub async fn serve(socket: WebSocket, hub: Hub, slot: SocketSlot, user: UserId, email: String) {
     let config = hub.config().clone();
-    let (mut sink, mut stream) = socket.split();
-    let (frames, mut queued) = mpsc::channel::<Bytes>(config.outbound_queue.max(1));
-    let kill = CancellationToken::new();
-    let outbox = Outbox { frames, kill: kill.clone() };
+    let (sink, mut stream) = socket.split();
+    let (outbox, outgoing) =
+        outbox(config.outbound_queue, config.outbound_queue_bytes, hub.shared_metrics());
     hub.metrics().open_sockets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-
-    let writer_kill = kill.clone();
-    let ping_every = config.ping();
-    let writer = tokio::spawn(async move {
-        let mut ping = tokio::time::interval(ping_every);
-        ping.tick().await;
-        loop {
-            tokio::select! {
-                frame = queued.recv() => match frame {
-                    Some(frame) => if sink.send(Message::Binary(frame)).await.is_err() { break },
-                    None => break,
-                },
-                _ = ping.tick() => if sink.send(Message::Ping(Bytes::new())).await.is_err() { break },
-                _ = writer_kill.cancelled() => {
-                    // Say what was queued (an error, say), briefly, then close.
-                    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
-                        while let Ok(frame) = queued.try_recv() {
-                            if sink.send(Message::Binary(frame)).await.is_err() { break }
-                        }
-                    }).await;
-                    break;
-                }
-            }
-        }
-        let _ = sink.send(Message::Close(None)).await;
-    });
+    let writer = tokio::spawn(write(sink, outgoing, outbox.clone(), config.ping()));
 
     let quota =
         Quota::per_second(NonZeroU32::new(config.messages_per_second).unwrap_or(NonZeroU32::MIN));
@@ -72,19 +55,44 @@ pub async fn serve(socket: WebSocket, hub: Hub, user: UserId, email: String) {
         limiter: RateLimiter::direct(quota),
     };
     let silence = Duration::from_secs(config.idle_timeout_secs);
+    let hello_by = tokio::time::Instant::now() + Duration::from_secs(config.hello_timeout_secs);
     let shutdown = hub.shutdown().clone();
     loop {
         let next = tokio::select! {
-            _ = kill.cancelled() => break,
-            _ = shutdown.cancelled() => {
-                session.fatal(ErrorCode::ShuttingDown, "The server is shutting down; reconnect later.");
+            () = outbox.closing() => break,
+            () = shutdown.cancelled() => {
+                let message = "The server is shutting down; reconnect later.";
+                session.fatal(ErrorCode::ShuttingDown, message);
+                break;
+            }
+            () = tokio::time::sleep_until(hello_by), if session.conn.is_none() => {
+                let secs = config.hello_timeout_secs;
+                let message = format!("Hello must come within {secs} s of opening the socket.");
+                session.fatal(ErrorCode::HelloTimeout, &message);
                 break;
             }
             next = tokio::time::timeout(silence, stream.next()) => next,
         };
         let message = match next {
+            Err(_) => {
+                let secs = config.idle_timeout_secs;
+                session.fatal(ErrorCode::IdleTimeout, &format!("Nothing came for {secs} s."));
+                break;
+            }
+            Ok(None) => break, // the client went away
+            Ok(Some(Err(err))) => {
+                // Over the frame size limit, a protocol violation, or the connection broke
+                // (then nobody reads this).
+                session.fatal(
+                    ErrorCode::BadMessage,
+                    &format!(
+                        "A frame could not be read ({err}); frames may be at most {} bytes.",
+                        config.max_message_bytes
+                    ),
+                );
+                break;
+            }
             Ok(Some(Ok(message))) => message,
-            _ => break, // silence, closed, or a protocol error
         };
         let keep_going = match message {
             // Boxed while it runs: an idle socket's task then keeps no room for it.
@@ -98,7 +106,7 @@ pub async fn serve(socket: WebSocket, hub: Hub, user: UserId, email: String) {
         }
     }
     session.close().await;
-    kill.cancel();
+    outbox.hang_up();
     // Read on until the client answers our Close (or briefly), so that closing with its
     // frames unread does not reset the connection and lose our last frames (an Error, say).
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
@@ -111,6 +119,84 @@ pub async fn serve(socket: WebSocket, hub: Hub, user: UserId, email: String) {
     .await;
     let _ = writer.await;
     hub.metrics().open_sockets.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    drop(slot);
+}
+
+/// Sends one message unless the socket starts closing first; false if it was not sent.
+async fn send_unless_closing(
+    sink: &mut SplitSink<WebSocket, Message>,
+    message: Message,
+    outbox: &Outbox,
+) -> bool {
+    tokio::select! {
+        biased;
+        sent = sink.send(message) => sent.is_ok(),
+        () = outbox.closing() => false,
+    }
+}
+
+/// The socket's writer: queued frames and pings until the socket closes; then, briefly, what
+/// was still queued (unless the reader is too slow for it), the error and the close frame.
+async fn write(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outgoing: Outgoing,
+    outbox: Outbox,
+    ping_every: Duration,
+) {
+    let mut ping = tokio::time::interval(ping_every);
+    ping.tick().await;
+    loop {
+        let frame = tokio::select! {
+            biased;
+            () = outbox.closing() => break,
+            frame = outgoing.recv() => match frame {
+                Some(frame) => frame,
+                None => break,
+            },
+            _ = ping.tick() => {
+                if send_unless_closing(&mut sink, Message::Ping(Bytes::new()), &outbox).await {
+                    continue;
+                }
+                break;
+            }
+        };
+        let len = frame.len();
+        let sent = send_unless_closing(&mut sink, Message::Binary(frame), &outbox).await;
+        outgoing.written(len);
+        if !sent {
+            break;
+        }
+    }
+    let fatal = outgoing.fatal().cloned();
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        if fatal.as_ref().is_none_or(|f| f.code != ErrorCode::SlowReader) {
+            while let Some(frame) = outgoing.try_recv() {
+                let len = frame.len();
+                let sent = sink.send(Message::Binary(frame)).await;
+                outgoing.written(len);
+                if sent.is_err() {
+                    return;
+                }
+            }
+        }
+        let close = match &fatal {
+            Some(fatal) => {
+                let error =
+                    ServerMessage::Error { code: fatal.code, message: fatal.message.clone() };
+                if sink.send(Message::Binary(error.encode().into())).await.is_err() {
+                    return;
+                }
+                Some(CloseFrame {
+                    code: fatal.code.close_code(),
+                    reason: close_reason(&fatal.message).into(),
+                })
+            }
+            None => None,
+        };
+        let _ = sink.send(Message::Close(close)).await;
+    })
+    .await;
+    outgoing.discard();
 }
 
 struct Session {
@@ -126,10 +212,9 @@ struct Session {
 }
 
 impl Session {
-    /// Sends a connection-level error and asks for the socket to close.
+    /// Closes the socket for `code` (the writer sends the error, then the close frame).
     fn fatal(&self, code: ErrorCode, message: &str) -> bool {
-        self.outbox.send(&ServerMessage::Error { code, message: message.into() });
-        self.outbox.kill.cancel();
+        self.outbox.close(code, message);
         false
     }
 
@@ -151,7 +236,16 @@ impl Session {
             };
         };
         if self.limiter.check().is_err() {
-            return self.fatal(ErrorCode::RateLimited, "Too many messages; reconnect more slowly.");
+            return self.fatal(
+                ErrorCode::RateLimited,
+                "Too many messages on this socket; reconnect more slowly.",
+            );
+        }
+        if !self.hub.allow_message(self.user) {
+            return self.fatal(
+                ErrorCode::RateLimited,
+                "Too many messages from this account across its sockets; reconnect more slowly.",
+            );
         }
         match message {
             ClientMessage::Hello { .. } => {
@@ -182,7 +276,8 @@ impl Session {
     }
 
     async fn welcome(&mut self, min_version: u16, max_version: u16) -> bool {
-        let Some(version) = negotiate(min_version, max_version) else {
+        let oldest = self.hub.config().min_client_version;
+        let Some(version) = negotiate_from(oldest, min_version, max_version) else {
             return self.fatal(
                 ErrorCode::UnsupportedVersion,
                 "No protocol version in common; update the app.",

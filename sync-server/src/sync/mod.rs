@@ -1,24 +1,30 @@
 //! Real-time sync: the [`Hub`] that routes each list's traffic to its room task, the room
 //! tasks ([`room`]) that merge, validate and save before they forward, and the socket sessions
-//! ([`connection`]) that speak the wire protocol.
+//! ([`connection`]) that speak the wire protocol, each writing through its [`Outbox`].
 //!
 //! Memory follows the lists in use: a room is loaded when a socket subscribes to its list (or
-//! REST renames it) and unloaded after it has been idle with no subscriber for a while.
+//! REST renames it) and unloaded after it has been idle with no subscriber for a while. What
+//! one user costs is bounded: sockets per user and messages per second across them
+//! ([`user_limits`]), and bytes queued per socket ([`outbox`]).
 
 pub mod connection;
+pub mod outbox;
 pub mod room;
+pub mod user_limits;
+
+pub use outbox::Outbox;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::body::Bytes;
 use serde::Deserialize;
 use tandem_protocol::wire::{ListAccess, RemovalReason, ServerMessage};
 use tandem_protocol::{ListId, Role, UserId};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use user_limits::{SocketSlot, UserLimits};
 
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -40,6 +46,9 @@ pub struct SyncConfig {
     pub outbound_queue_bytes: usize,
     /// Seconds a new socket has to send `Hello` before it is closed.
     pub hello_timeout_secs: u64,
+    /// Oldest protocol version accepted from clients. Raising it above what older apps speak
+    /// makes them stop syncing and tell their user to update (`unsupported_version`).
+    pub min_client_version: u16,
     /// Sync sockets one user may have open at once (on this node).
     pub max_sockets_per_user: usize,
     /// Messages per second one user may send across all of their sockets (also the burst).
@@ -84,6 +93,7 @@ impl Default for SyncConfig {
             outbound_queue: 1024,
             outbound_queue_bytes: 8 * 1024 * 1024,
             hello_timeout_secs: 10,
+            min_client_version: tandem_protocol::wire::MIN_PROTOCOL_VERSION,
             max_sockets_per_user: 16,
             user_messages_per_second: 400,
             max_decoded_message_bytes: 8 * 1024 * 1024,
@@ -112,34 +122,6 @@ impl SyncConfig {
 /// A socket's identity within this server.
 pub type ConnId = u64;
 
-/// Where a room sends frames for one socket. A full queue means a slow reader: the room
-/// cancels `kill` and the socket closes, freeing its memory.
-#[derive(Debug, Clone)]
-pub struct Outbox {
-    /// Encoded `ServerMessage` frames (shared: one fan-out frame goes to many sockets).
-    pub frames: mpsc::Sender<Bytes>,
-    /// Cancelled to close the socket.
-    pub kill: CancellationToken,
-}
-
-impl Outbox {
-    /// Queues a message; a full or closed queue closes the socket instead.
-    pub fn send(&self, message: &ServerMessage) -> bool {
-        self.send_frame(Bytes::from(message.encode()))
-    }
-
-    /// Queues an encoded message; a full or closed queue closes the socket instead.
-    pub fn send_frame(&self, frame: Bytes) -> bool {
-        match self.frames.try_send(frame) {
-            Ok(()) => true,
-            Err(_) => {
-                self.kill.cancel();
-                false
-            }
-        }
-    }
-}
-
 /// Routes sync traffic and membership changes to rooms and sockets. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Hub {
@@ -153,6 +135,7 @@ struct HubInner {
     config: SyncConfig,
     rooms: std::sync::Mutex<HashMap<ListId, mpsc::Sender<RoomCommand>>>,
     sockets: std::sync::Mutex<HashMap<UserId, HashMap<ConnId, Outbox>>>,
+    limits: Arc<UserLimits>,
     next_conn: AtomicU64,
     /// Cancelled when the server shuts down: every socket says so and closes.
     shutdown: CancellationToken,
@@ -166,6 +149,7 @@ impl Hub {
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
     ) -> Self {
+        let limits = UserLimits::new(config.max_sockets_per_user, config.user_messages_per_second);
         Self {
             inner: Arc::new(HubInner {
                 store,
@@ -173,6 +157,7 @@ impl Hub {
                 config,
                 rooms: Default::default(),
                 sockets: Default::default(),
+                limits: Arc::new(limits),
                 next_conn: AtomicU64::new(1),
                 shutdown,
             }),
@@ -194,6 +179,11 @@ impl Hub {
         &self.inner.metrics
     }
 
+    /// The server's counters, shared.
+    pub fn shared_metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.inner.metrics)
+    }
+
     /// The store.
     pub fn store(&self) -> &Store {
         &self.inner.store
@@ -202,6 +192,18 @@ impl Hub {
     /// Number of rooms loaded now.
     pub fn loaded_rooms(&self) -> usize {
         self.inner.rooms.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// A slot for one more sync socket of `user`, or `None` if the user already has
+    /// `max_sockets_per_user` open on this node. Hold it for as long as the socket lives.
+    pub fn claim_socket(&self, user: UserId) -> Option<SocketSlot> {
+        self.inner.limits.claim(user)
+    }
+
+    /// Counts one message from `user` against their rate across all of their sockets; false
+    /// when they are over it.
+    pub fn allow_message(&self, user: UserId) -> bool {
+        self.inner.limits.allow_message(user)
     }
 
     /// Registers a socket of `user`, returning its id.

@@ -10,6 +10,7 @@ mod errors;
 mod history;
 mod lists;
 mod sharing;
+mod socket_limits;
 mod storage;
 mod sync;
 mod sync_client;

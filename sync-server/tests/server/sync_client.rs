@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use tandem_protocol::automerge::sync::{Message as SyncMessage, State, SyncDoc as _};
-use tandem_protocol::wire::{ClientMessage, ListErrorCode, ServerMessage};
+use tandem_protocol::wire::{ClientMessage, ErrorCode, ListErrorCode, ServerMessage};
 use tandem_protocol::{ListDoc, ListId, Role};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -27,6 +27,59 @@ pub struct SyncClient {
     /// Messages other than `Sync`, in arrival order.
     pub events: Vec<ServerMessage>,
     pub welcome: Vec<(ListId, Role)>,
+    /// The server's close frame (code, reason), once one arrived.
+    pub close: Option<(u16, String)>,
+}
+
+/// The sync URL of a server.
+pub fn sync_url(base: &str) -> String {
+    format!("{}/api/todolist/sync", base.replace("http://", "ws://"))
+}
+
+/// Opens a socket as `user` without saying Hello; `receive_buffer` sets the TCP receive
+/// buffer (a small one makes a client that does not read back up the server quickly).
+pub async fn open_socket(
+    base: &str,
+    user: &TestUser,
+    receive_buffer: Option<u32>,
+) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, tokio_tungstenite::tungstenite::Error> {
+    let mut request = sync_url(base).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {}", user.token).parse().unwrap());
+    let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(size) = receive_buffer {
+        socket.set_recv_buffer_size(size).unwrap();
+    }
+    let tcp = socket.connect(addr).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp)).await?;
+    Ok(ws)
+}
+
+/// The value of a gauge or counter in the server's `/metrics`.
+pub async fn metric(server: &TestServer, name: &str) -> u64 {
+    let text =
+        reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
+    let prefix = format!("{name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no metric {name}"))
+        .parse()
+        .unwrap()
+}
+
+/// Waits (up to `PATIENCE`) until the metric `name` reaches at least `at_least`.
+pub async fn wait_for_metric(server: &TestServer, name: &str, at_least: u64) -> u64 {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let value = metric(server, name).await;
+        if value >= at_least {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{name} stayed at {value}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 impl SyncClient {
@@ -35,13 +88,14 @@ impl SyncClient {
     }
 
     pub async fn connect_to(base: &str, user: &TestUser) -> Self {
-        let url = format!("{}/api/todolist/sync", base.replace("http://", "ws://"));
-        let mut request = url.into_client_request().unwrap();
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {}", user.token).parse().unwrap());
-        let (ws, _) = tokio_tungstenite::connect_async(request).await.expect("socket opens");
-        let mut client = Self { ws, docs: HashMap::new(), events: Vec::new(), welcome: Vec::new() };
+        let ws = open_socket(base, user, None).await.expect("socket opens");
+        Self::hello_on(ws, user).await
+    }
+
+    /// Says Hello on an open socket and reads the Welcome.
+    pub async fn hello_on(ws: WebSocketStream<MaybeTlsStream<TcpStream>>, user: &TestUser) -> Self {
+        let mut client =
+            Self { ws, docs: HashMap::new(), events: Vec::new(), welcome: Vec::new(), close: None };
         client.send(ClientMessage::hello()).await;
         match client.next().await {
             Some(ServerMessage::Welcome { version, user: id, lists }) => {
@@ -74,10 +128,28 @@ impl SyncClient {
                 Message::Binary(bytes) => {
                     return Some(Some(ServerMessage::decode(&bytes).unwrap()));
                 }
-                Message::Close(_) => return Some(None),
+                Message::Close(frame) => {
+                    self.close = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                    return Some(None);
+                }
                 _ => continue,
             }
         }
+    }
+
+    /// Reads until the server's `Error` (applying what comes before it) and the close frame
+    /// after it: (error code, close code, close reason).
+    pub async fn expect_fatal(&mut self) -> (ErrorCode, u16, String) {
+        let code = loop {
+            match self.next().await {
+                Some(ServerMessage::Error { code, .. }) => break code,
+                Some(other) => self.apply(other),
+                None => panic!("closed without an Error frame (close: {:?})", self.close),
+            }
+        };
+        assert!(self.next().await.is_none(), "the socket closes after the Error");
+        let (close, reason) = self.close.clone().expect("a close frame with a code");
+        (code, close, reason)
     }
 
     /// Starts holding a list with `doc` (empty for a list made elsewhere).
