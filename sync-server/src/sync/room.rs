@@ -438,11 +438,10 @@ impl RoomTask {
             Err(Refusal::Abusive(e)) => {
                 // Cut off: the socket closes, and what the room held for it goes with it.
                 tracing::warn!(list = %self.list, %peer, reason = %e, "closing an abusive socket");
-                out.send(&ServerMessage::Error {
-                    code: ErrorCode::BadMessage,
-                    message: format!("Too many refused messages for list {}: {e}", self.list),
-                });
-                out.kill.cancel();
+                out.close(
+                    ErrorCode::BadMessage,
+                    format!("Too many refused messages for list {}: {e}", self.list),
+                );
                 self.room.leave(peer);
                 self.members.remove(&peer);
             }
@@ -455,11 +454,10 @@ impl RoomTask {
                 if let Some(member) = self.members.get(&peer) {
                     self.penalized.insert(member.user, Instant::now() + BROKEN_PENALTY);
                 }
-                out.send(&ServerMessage::Error {
-                    code: ErrorCode::BadMessage,
-                    message: format!("A change for list {} could not be applied.", self.list),
-                });
-                out.kill.cancel();
+                out.close(
+                    ErrorCode::BadMessage,
+                    format!("A change for list {} could not be applied.", self.list),
+                );
                 self.room.leave(peer);
                 self.members.remove(&peer);
             }
@@ -740,8 +738,8 @@ impl RoomTask {
                 }
             }
         }
+        // Their outboxes closed the sockets (and counted the slow readers).
         for peer in slow {
-            Metrics::incr(&self.hub.metrics().slow_readers_closed);
             self.room.leave(peer);
             self.members.remove(&peer);
         }
