@@ -6,6 +6,7 @@ mod support;
 mod accounts;
 mod authorization;
 mod binary;
+mod emails;
 mod errors;
 mod lists;
 mod sharing;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde_json::json;
 use sqlx::Row as _;
 use tandem_protocol::{ItemId, ListDoc, ListId, Role, UserId};
+use tandem_server::auth::email::Email;
 use tandem_server::store::accounts::NewRegistration;
 use tandem_server::store::database::{Database, sqlite_url};
 use tandem_server::store::documents::Save;
@@ -14,6 +15,11 @@ use tandem_server::store::shard_map::{email_shard, list_shard, user_shard};
 use tandem_server::store::{ShardSpec, Store, StoreError};
 
 use crate::support::{PgDatabases, TestServer, email, split_map};
+
+/// The normal form of a test address.
+fn addr(raw: &str) -> Email {
+    Email::parse(raw).unwrap()
+}
 
 /// Runs the suite over a store built from `specs`.
 async fn conformance(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
@@ -27,14 +33,15 @@ async fn conformance(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
         let candidate = UserId(1_000_000 + i * 37);
         let address = format!("user{i}@example.com");
         let reg = NewRegistration {
-            email: address.clone(),
+            email: addr(&address),
             password_hash: "hash".into(),
             code_hash: "code".into(),
             code_expires_at: i64::MAX,
         };
         let id = store.register(candidate, &reg).await.unwrap();
         assert_eq!(id, candidate);
-        let verified = store.check_code(&address, 5, |stored| stored == "code").await.unwrap();
+        let verified =
+            store.check_code(&addr(&address), 5, |stored| stored == "code").await.unwrap();
         assert_eq!(verified, tandem_server::store::accounts::CodeCheck::Verified(id));
         assert_row_only_in(
             &store,
@@ -53,7 +60,7 @@ async fn conformance(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
             .register(
                 UserId(99),
                 &NewRegistration {
-                    email: users[0].1.clone(),
+                    email: addr(&users[0].1),
                     password_hash: "x".into(),
                     code_hash: "y".into(),
                     code_expires_at: i64::MAX,
@@ -87,7 +94,7 @@ async fn conformance(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
     }
     let (member, member_email) = users[1].clone();
     for &list in &lists {
-        store.share(list, owner, &member_email, Role::Editor).await.unwrap();
+        store.share(list, owner, &addr(&member_email), Role::Editor).await.unwrap();
     }
     let user_db = expected_db(&specs, user_shard(member), true);
     for (i, db) in store.shards().databases().iter().enumerate() {
@@ -125,7 +132,7 @@ async fn conformance(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
         store.rename_with_change(lists[0], stranger, "No", None, &chunk).await,
         Err(StoreError::NotFound)
     ));
-    store.share(lists[0], owner, &users[3].1, Role::Viewer).await.unwrap();
+    store.share(lists[0], owner, &addr(&users[3].1), Role::Viewer).await.unwrap();
     assert!(matches!(
         store.rename_with_change(lists[0], users[3].0, "No", None, &chunk).await,
         Err(StoreError::Forbidden(_))
@@ -324,7 +331,7 @@ async fn registration_race(specs: Vec<ShardSpec>) {
             let address = address.clone();
             tasks.push(tokio::spawn(async move {
                 let reg = NewRegistration {
-                    email: address,
+                    email: addr(&address),
                     password_hash: format!("hash{i}"),
                     code_hash: "code".into(),
                     code_expires_at: i64::MAX,
