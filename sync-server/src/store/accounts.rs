@@ -154,6 +154,19 @@ impl Store {
         Ok(row.map(|row| user_record(&row)).transpose()?.filter(|u| *email == u.email))
     }
 
+    /// The email of a verified account, or `None` if no verified account has this id: what a
+    /// token's holder is checked against on every call (one primary-key read on the user's
+    /// shard).
+    pub async fn verified_email(&self, user: UserId) -> Result<Option<String>, StoreError> {
+        let email: Option<String> = sqlx::query_scalar(
+            "SELECT email FROM users WHERE user_id = $1 AND verified_at IS NOT NULL",
+        )
+        .bind(user.as_i64())
+        .fetch_optional(self.shards.for_user(user).pool())
+        .await?;
+        Ok(email)
+    }
+
     /// The id owning an email in the email index.
     pub async fn user_id_by_email(&self, email: &Email) -> Result<Option<UserId>, StoreError> {
         let id: Option<i64> =

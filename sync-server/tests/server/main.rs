@@ -13,3 +13,4 @@ mod sharing;
 mod storage;
 mod sync;
 mod sync_client;
+mod tokens;
