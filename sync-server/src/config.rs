@@ -103,11 +103,14 @@ impl Default for AuthConfig {
 pub struct LimitsConfig {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Most list ids one user may hold reserved (`reserve_ids`) and not yet used; a call that
+    /// would go beyond is refused whole (422). Ids stop counting when their list is created.
+    pub max_reserved_ids_per_user: usize,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 64 * 1024 }
+        Self { max_body_bytes: 64 * 1024, max_reserved_ids_per_user: 1000 }
     }
 }
 

@@ -9,6 +9,7 @@ mod binary;
 mod emails;
 mod errors;
 mod lists;
+mod reserved_ids;
 mod sharing;
 mod storage;
 mod sync;
