@@ -225,7 +225,8 @@ impl Store {
     /// count refuses without writing anything. The second catches concurrent calls of the same
     /// user: of any two calls, the one that finishes inserting last counts the other's ids too,
     /// so the calls that keep their ids never hold more than `cap` together; a call over the
-    /// cap deletes its own ids again.
+    /// cap deletes its own ids again. Calls that race past the cap together may all be
+    /// refused (no lock is held across databases); a later call then succeeds.
     pub async fn reserve_list_ids(
         &self,
         user: UserId,
