@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use serde::Deserialize;
 
 use crate::auth::throttle::ThrottleConfig;
-use crate::mailer::Mailer;
+use crate::mailer::MailerConfig;
 use crate::store::ShardSpec;
 use crate::store::shard_map::{LIST_SHARDS, USER_SHARDS};
 use crate::sync::SyncConfig;
@@ -61,9 +61,9 @@ pub struct FileConfig {
     /// Tokens and hashing.
     #[serde(default)]
     pub auth: AuthConfig,
-    /// Code delivery.
+    /// Code delivery: `"demo"`, `"log"`, or a `[mailer]` table (see [`MailerConfig`]).
     #[serde(default)]
-    pub mailer: Mailer,
+    pub mailer: MailerConfig,
     /// Request limits.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -126,7 +126,7 @@ pub struct Config {
     /// Tokens and hashing.
     pub auth: AuthConfig,
     /// Code delivery.
-    pub mailer: Mailer,
+    pub mailer: MailerConfig,
     /// Request limits.
     pub limits: LimitsConfig,
     /// Rate limits on account calls.
@@ -167,7 +167,7 @@ impl Config {
             data_dir: data_dir.into(),
             node_id: 0,
             auth: AuthConfig::default(),
-            mailer: Mailer::default(),
+            mailer: MailerConfig::default(),
             limits: LimitsConfig::default(),
             throttle: ThrottleConfig::default(),
             sync: SyncConfig::default(),
@@ -176,7 +176,8 @@ impl Config {
     }
 
     /// Merges flags and environment (already in `cli`) over the file over the defaults. The
-    /// JWT secret may also come from `TANDEM_JWT_SECRET`.
+    /// JWT secret may also come from `TANDEM_JWT_SECRET`, the SMTP password from
+    /// `TANDEM_SMTP_PASSWORD`.
     pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
         let file = match &cli.config {
             Some(path) => read_file(path)?,
@@ -190,6 +191,12 @@ impl Config {
             config.auth.jwt_secret = Some(secret);
         }
         config.mailer = file.mailer;
+        if let (Ok(password), MailerConfig::Smtp(smtp)) =
+            (std::env::var("TANDEM_SMTP_PASSWORD"), &mut config.mailer)
+        {
+            smtp.password = Some(password);
+            smtp.password_file = None;
+        }
         config.limits = file.limits;
         config.throttle = file.throttle;
         config.sync = file.sync;
@@ -249,7 +256,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(file.node_id, Some(3));
-        assert_eq!(file.mailer, Mailer::Log);
+        assert_eq!(file.mailer, MailerConfig::Log);
         assert_eq!(file.auth.token_ttl_secs, 600);
         assert_eq!(file.auth.max_concurrent_hashes, 4, "unset keys keep their defaults");
         assert_eq!(file.throttle.per_address_per_minute, 1000);

@@ -15,6 +15,7 @@ use crate::auth::code::{CODE_TTL, CodeHasher, MAX_ATTEMPTS};
 use crate::auth::email::Email;
 use crate::auth::password::check_password;
 use crate::auth::throttle::{Action, RetryAfter};
+use crate::mailer::SendError;
 use crate::state::AppState;
 use crate::store::accounts::{CodeCheck, NewRegistration};
 use crate::store::now_ms;
@@ -91,6 +92,7 @@ fn internal(err: impl std::error::Error + Send + Sync + 'static) -> ApiError {
         (status = 409, description = "A verified account has this email"),
         (status = 422, description = "Invalid email or password length"),
         (status = 429, description = "Too many attempts"),
+        (status = 503, description = "The code could not be mailed; register again later"),
     ))]
 pub async fn register(
     State(state): State<AppState>,
@@ -100,6 +102,7 @@ pub async fn register(
     let email = Email::parse(&body.email).map_err(|e| ApiError::Invalid(e.to_string()))?;
     state.throttle.check(Action::Register, email.as_str(), addr.0).map_err(throttled)?;
     check_password(&body.password).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    state.mailer.check_recipient(&email).map_err(|e| ApiError::Invalid(e.to_string()))?;
     let password_hash = state.passwords.hash(body.password).await.map_err(internal)?;
     let code = CodeHasher::generate();
     let registration = NewRegistration {
@@ -109,7 +112,13 @@ pub async fn register(
         password_hash,
     };
     state.store.register(UserId(state.ids.next_id()), &registration).await?;
-    let delivery = state.mailer.deliver(registration.email.as_str(), &code);
+    // Stored first, so that a code that was delivered always works. If delivery fails, the
+    // account stays unverified with a code nobody has: registering again replaces it.
+    let delivery = match state.mailer.deliver(&registration.email, &code).await {
+        Ok(delivery) => delivery,
+        Err(err @ SendError::Recipient { .. }) => return Err(ApiError::Invalid(err.to_string())),
+        Err(err) => return Err(ApiError::MailUnavailable(anyhow::Error::new(err))),
+    };
     Ok(ok(
         "Verification code sent.",
         RegisterData { is_demo: delivery.is_demo, demo_code: delivery.demo_code },
