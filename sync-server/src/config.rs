@@ -266,6 +266,17 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_sample_config_is_valid() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("```toml\nlisten").expect("the sample in README.md") + 8;
+        let sample = &readme[start..start + readme[start..].find("```").unwrap()];
+        let file: FileConfig = toml::from_str(sample).unwrap();
+        let MailerConfig::Smtp(smtp) = file.mailer else { panic!("{:?}", file.mailer) };
+        assert_eq!((smtp.host.as_str(), smtp.port), ("smtp.example.com", 587));
+        assert_eq!(file.limits.max_reserved_ids_per_user, 1000);
+    }
+
+    #[test]
     fn unknown_keys_are_errors_not_silence() {
         assert!(toml::from_str::<FileConfig>("listn = \"127.0.0.1:1\"").is_err());
         assert!(toml::from_str::<FileConfig>("[auth]\ntoken_ttl = 5").is_err());
