@@ -48,6 +48,9 @@ pub enum Command {
     Serve,
     /// Rebuild every user's list index from the list shards, print what changed, and exit.
     RepairIndex,
+    /// Rewrite emails stored before the current normal form (Unicode normalisation, IDNA),
+    /// print what changed and what was left, and exit.
+    NormaliseEmails,
 }
 
 /// The TOML config file. Every section and key is optional.

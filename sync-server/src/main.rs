@@ -33,6 +33,23 @@ async fn main() -> anyhow::Result<()> {
             store.close().await;
             Ok(())
         }
+        Command::NormaliseEmails => {
+            std::fs::create_dir_all(&config.data_dir)?;
+            let store = tandem_server::store::Store::open(&config.shards, &config.data_dir).await?;
+            let report = store.normalise_emails().await?;
+            println!(
+                "emails normalised: {} accounts rewritten, {} invitations moved",
+                report.accounts, report.invitations
+            );
+            for conflict in &report.conflicts {
+                println!("left as is, another account holds its normal form: {conflict}");
+            }
+            for refused in &report.refused {
+                println!("left as is, refused by the current rules: {refused}");
+            }
+            store.close().await;
+            Ok(())
+        }
     }
 }
 

@@ -118,6 +118,12 @@ impl Email {
         Ok(Email(email))
     }
 
+    /// An email as a row written by an older release stored it (trimmed and lower-cased
+    /// only), to find and rewrite that row. Nothing new is ever stored under one.
+    pub(crate) fn stored_before_normalisation(stored: &str) -> Self {
+        Email(stored.to_owned())
+    }
+
     /// The normal form.
     pub fn as_str(&self) -> &str {
         &self.0
