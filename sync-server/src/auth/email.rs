@@ -57,7 +57,8 @@ pub enum BadEmail {
     },
 }
 
-/// A normalised email address. The only way to make one is [`Email::parse`].
+/// A normalised email address, made by [`Email::parse`] (the store's migration of old rows
+/// also names rows by their old form, crate-internally; nothing is stored under one).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
