@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use serde::Deserialize;
 
 use crate::auth::throttle::ThrottleConfig;
-use crate::mailer::Mailer;
+use crate::mailer::MailerConfig;
 use crate::store::ShardSpec;
 use crate::store::shard_map::{LIST_SHARDS, USER_SHARDS};
 use crate::sync::SyncConfig;
@@ -48,6 +48,9 @@ pub enum Command {
     Serve,
     /// Rebuild every user's list index from the list shards, print what changed, and exit.
     RepairIndex,
+    /// Rewrite emails stored before the current normal form (Unicode normalisation, IDNA),
+    /// print what changed and what was left, and exit.
+    NormaliseEmails,
 }
 
 /// The TOML config file. Every section and key is optional.
@@ -61,9 +64,9 @@ pub struct FileConfig {
     /// Tokens and hashing.
     #[serde(default)]
     pub auth: AuthConfig,
-    /// Code delivery.
+    /// Code delivery: `"demo"`, `"log"`, or a `[mailer]` table (see [`MailerConfig`]).
     #[serde(default)]
-    pub mailer: Mailer,
+    pub mailer: MailerConfig,
     /// Request limits.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -103,11 +106,14 @@ impl Default for AuthConfig {
 pub struct LimitsConfig {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Most list ids one user may hold reserved (`reserve_ids`) and not yet used; a call that
+    /// would go beyond is refused whole (422). Ids stop counting when their list is created.
+    pub max_reserved_ids_per_user: usize,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 64 * 1024 }
+        Self { max_body_bytes: 64 * 1024, max_reserved_ids_per_user: 1000 }
     }
 }
 
@@ -123,7 +129,7 @@ pub struct Config {
     /// Tokens and hashing.
     pub auth: AuthConfig,
     /// Code delivery.
-    pub mailer: Mailer,
+    pub mailer: MailerConfig,
     /// Request limits.
     pub limits: LimitsConfig,
     /// Rate limits on account calls.
@@ -164,7 +170,7 @@ impl Config {
             data_dir: data_dir.into(),
             node_id: 0,
             auth: AuthConfig::default(),
-            mailer: Mailer::default(),
+            mailer: MailerConfig::default(),
             limits: LimitsConfig::default(),
             throttle: ThrottleConfig::default(),
             sync: SyncConfig::default(),
@@ -173,7 +179,8 @@ impl Config {
     }
 
     /// Merges flags and environment (already in `cli`) over the file over the defaults. The
-    /// JWT secret may also come from `TANDEM_JWT_SECRET`.
+    /// JWT secret may also come from `TANDEM_JWT_SECRET`, the SMTP password from
+    /// `TANDEM_SMTP_PASSWORD`.
     pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
         let file = match &cli.config {
             Some(path) => read_file(path)?,
@@ -187,6 +194,12 @@ impl Config {
             config.auth.jwt_secret = Some(secret);
         }
         config.mailer = file.mailer;
+        if let (Ok(password), MailerConfig::Smtp(smtp)) =
+            (std::env::var("TANDEM_SMTP_PASSWORD"), &mut config.mailer)
+        {
+            smtp.password = Some(password);
+            smtp.password_file = None;
+        }
         config.limits = file.limits;
         config.throttle = file.throttle;
         config.sync = file.sync;
@@ -246,13 +259,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(file.node_id, Some(3));
-        assert_eq!(file.mailer, Mailer::Log);
+        assert_eq!(file.mailer, MailerConfig::Log);
         assert_eq!(file.auth.token_ttl_secs, 600);
         assert_eq!(file.auth.max_concurrent_hashes, 4, "unset keys keep their defaults");
         assert_eq!(file.throttle.per_address_per_minute, 1000);
         assert_eq!(file.throttle.per_account_per_minute, 10);
         assert_eq!(file.shards.len(), 2);
         assert_eq!(file.shards[1].lists, Some([2048, 4096]));
+    }
+
+    #[test]
+    fn the_readme_sample_config_is_valid() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("```toml\nlisten").expect("the sample in README.md") + 8;
+        let sample = &readme[start..start + readme[start..].find("```").unwrap()];
+        let file: FileConfig = toml::from_str(sample).unwrap();
+        let MailerConfig::Smtp(smtp) = file.mailer else { panic!("{:?}", file.mailer) };
+        assert_eq!((smtp.host.as_str(), smtp.port), ("smtp.example.com", 587));
+        assert_eq!(file.limits.max_reserved_ids_per_user, 1000);
     }
 
     #[test]

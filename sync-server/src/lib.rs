@@ -56,6 +56,8 @@ const THROTTLE_SWEEP: Duration = Duration::from_secs(60);
 /// Opens the store (creating and migrating databases) and builds the shared state.
 /// Cancelling `shutdown` closes every sync socket.
 pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow::Result<AppState> {
+    // First: a mailer the server must not run with is refused before anything is created.
+    let mailer = mailer::Mailer::start(&config.mailer, config.listen)?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data folder {}", config.data_dir.display()))?;
     let ids = Snowflake::new(u64::from(config.node_id)).context("--node-id")?;
@@ -76,7 +78,7 @@ pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow:
         codes,
         throttle: Arc::new(Throttle::new(config.throttle)),
         ids: Arc::new(ids),
-        mailer: config.mailer,
+        mailer,
         config: Arc::new(config),
     })
 }

@@ -11,7 +11,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The log goes to stderr: stdout carries only the "listening on" line that scripts read.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
@@ -28,6 +30,23 @@ async fn main() -> anyhow::Result<()> {
                 "list index repaired: {} entries added or fixed, {} removed",
                 report.upserted, report.removed
             );
+            store.close().await;
+            Ok(())
+        }
+        Command::NormaliseEmails => {
+            std::fs::create_dir_all(&config.data_dir)?;
+            let store = tandem_server::store::Store::open(&config.shards, &config.data_dir).await?;
+            let report = store.normalise_emails().await?;
+            println!(
+                "emails normalised: {} accounts rewritten, {} invitations moved",
+                report.accounts, report.invitations
+            );
+            for conflict in &report.conflicts {
+                println!("left as is, another account holds its normal form: {conflict}");
+            }
+            for refused in &report.refused {
+                println!("left as is, refused by the current rules: {refused}");
+            }
             store.close().await;
             Ok(())
         }

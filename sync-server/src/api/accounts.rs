@@ -12,9 +12,10 @@ use super::envelope::{Envelope, MessageEnvelope, ok, ok_message};
 use super::error::ApiError;
 use super::extract::{ApiJson, ClientAddr};
 use crate::auth::code::{CODE_TTL, CodeHasher, MAX_ATTEMPTS};
-use crate::auth::email::normalise_email;
+use crate::auth::email::Email;
 use crate::auth::password::check_password;
 use crate::auth::throttle::{Action, RetryAfter};
+use crate::mailer::SendError;
 use crate::state::AppState;
 use crate::store::accounts::{CodeCheck, NewRegistration};
 use crate::store::now_ms;
@@ -30,7 +31,8 @@ pub fn router() -> Router<AppState> {
 /// `register` and `login` bodies.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Credentials {
-    /// The email (case and surrounding spaces do not matter).
+    /// The email. Case, Unicode normalisation, full-width forms and the IDNA spelling of the
+    /// domain do not matter; addresses mixing scripts in a part are refused.
     pub email: String,
     /// 8 to 128 characters, used exactly as given.
     pub password: String,
@@ -90,25 +92,33 @@ fn internal(err: impl std::error::Error + Send + Sync + 'static) -> ApiError {
         (status = 409, description = "A verified account has this email"),
         (status = 422, description = "Invalid email or password length"),
         (status = 429, description = "Too many attempts"),
+        (status = 503, description = "The code could not be mailed; register again later"),
     ))]
 pub async fn register(
     State(state): State<AppState>,
     addr: ClientAddr,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
-    let email = normalise_email(&body.email).map_err(|e| ApiError::Invalid(e.to_string()))?;
-    state.throttle.check(Action::Register, &email, addr.0).map_err(throttled)?;
+    let email = Email::parse(&body.email).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    state.throttle.check(Action::Register, email.as_str(), addr.0).map_err(throttled)?;
     check_password(&body.password).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    state.mailer.check_recipient(&email).map_err(|e| ApiError::Invalid(e.to_string()))?;
     let password_hash = state.passwords.hash(body.password).await.map_err(internal)?;
     let code = CodeHasher::generate();
     let registration = NewRegistration {
-        code_hash: state.codes.hash(&email, &code),
+        code_hash: state.codes.hash(email.as_str(), &code),
         code_expires_at: now_ms() + CODE_TTL.as_millis() as i64,
         email,
         password_hash,
     };
     state.store.register(UserId(state.ids.next_id()), &registration).await?;
-    let delivery = state.mailer.deliver(&registration.email, &code);
+    // Stored first, so that a code that was delivered always works. If delivery fails, the
+    // account stays unverified with a code nobody has: registering again replaces it.
+    let delivery = match state.mailer.deliver(&registration.email, &code).await {
+        Ok(delivery) => delivery,
+        Err(err @ SendError::Recipient { .. }) => return Err(ApiError::Invalid(err.to_string())),
+        Err(err) => return Err(ApiError::MailUnavailable(anyhow::Error::new(err))),
+    };
     Ok(ok(
         "Verification code sent.",
         RegisterData { is_demo: delivery.is_demo, demo_code: delivery.demo_code },
@@ -135,8 +145,8 @@ pub async fn verify(
             "No valid verification code for this email; register again to get a new one.".into(),
         )
     };
-    let email = normalise_email(&body.email).map_err(|_| no_code())?;
-    state.throttle.check(Action::Verify, &email, addr.0).map_err(throttled)?;
+    let email = Email::parse(&body.email).map_err(|_| no_code())?;
+    state.throttle.check(Action::Verify, email.as_str(), addr.0).map_err(throttled)?;
     let code = body.code.trim();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::Invalid("The verification code is six digits.".into()));
@@ -144,7 +154,7 @@ pub async fn verify(
     let codes = state.codes.clone();
     let outcome = state
         .store
-        .check_code(&email, MAX_ATTEMPTS, |stored| codes.matches(&email, code, stored))
+        .check_code(&email, MAX_ATTEMPTS, |stored| codes.matches(email.as_str(), code, stored))
         .await?;
     match outcome {
         CodeCheck::Verified(user) => {
@@ -184,21 +194,25 @@ pub async fn login(
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
     let failed = || ApiError::Unauthorized("Invalid email or password.".into());
-    let email = normalise_email(&body.email).unwrap_or_default();
-    state.throttle.check(Action::Login, &email, addr.0).map_err(throttled)?;
-    let user = if email.is_empty() { None } else { state.store.user_by_email(&email).await? };
+    let email = Email::parse(&body.email).ok();
+    let throttle_key = email.as_ref().map_or("", Email::as_str);
+    state.throttle.check(Action::Login, throttle_key, addr.0).map_err(throttled)?;
+    let user = match &email {
+        Some(email) => state.store.user_by_email(email).await?,
+        None => None,
+    };
     // The hash is checked even for unknown emails, so both failures take the same time.
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     if !state.passwords.verify(body.password, hash).await.map_err(internal)? {
         return Err(failed());
     }
-    let user = user.ok_or_else(failed)?;
+    let (Some(user), Some(email)) = (user, email) else { return Err(failed()) };
     if !user.verified {
         return Err(ApiError::Forbidden(
             "Account not verified yet: enter the code sent to your email (POST verify).".into(),
         ));
     }
-    if let Err(err) = state.store.accept_invitations(user.id, &user.email).await {
+    if let Err(err) = state.store.accept_invitations(user.id, &email).await {
         tracing::warn!(error = ?err, user = %user.id, "could not apply pending invitations");
     }
     let token = state.tokens.issue(user.id, &user.email);

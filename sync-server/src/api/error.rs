@@ -44,6 +44,12 @@ pub enum ApiError {
     /// 503: a database does not answer.
     #[error("Service unavailable; try again shortly.")]
     Unavailable(#[source] anyhow::Error),
+    /// 503: the verification mail could not be sent (the relay is down or refused it).
+    #[error(
+        "The verification code could not be sent; try again later (registering again sends a \
+         new code)."
+    )]
+    MailUnavailable(#[source] anyhow::Error),
 }
 
 impl ApiError {
@@ -60,7 +66,9 @@ impl ApiError {
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::MailUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -89,7 +97,10 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if let ApiError::Internal(cause) | ApiError::Unavailable(cause) = &self {
+        if let ApiError::Internal(cause)
+        | ApiError::Unavailable(cause)
+        | ApiError::MailUnavailable(cause) = &self
+        {
             tracing::error!(error = ?cause, %status, "request failed");
         }
         let mut response = super::envelope::reply::<()>(status, self.to_string(), None);

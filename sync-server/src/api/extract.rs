@@ -65,12 +65,14 @@ where
 }
 
 /// The caller named by a valid `Authorization: Bearer` token. No token or an invalid one is
-/// 401: an invalid token never silently means "signed out".
+/// 401: an invalid token never silently means "signed out". A correctly signed token is not
+/// enough: its user must be a verified account on its shard (a token outliving its account,
+/// or signed with a shared secret for an id this deployment never made, is 401 too).
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     /// The caller's account.
     pub id: UserId,
-    /// The caller's email.
+    /// The caller's email, as stored on the account (not as written in the token).
     pub email: String,
 }
 
@@ -97,17 +99,19 @@ where
             .ok_or_else(|| {
                 ApiError::Unauthorized("Authorization must be 'Bearer <token>'.".into())
             })?;
-        AuthUser::from_token(&state, token)
+        AuthUser::from_token(&state, token).await
     }
 }
 
 impl AuthUser {
-    /// The caller a token names, or 401.
-    pub fn from_token(state: &AppState, token: &str) -> Result<Self, ApiError> {
-        let user = state.tokens.verify(token).ok_or_else(|| {
-            ApiError::Unauthorized("Invalid or expired token; log in again.".into())
+    /// The caller a token names, or 401. Costs one indexed read on the user's shard.
+    pub async fn from_token(state: &AppState, token: &str) -> Result<Self, ApiError> {
+        let invalid = || ApiError::Unauthorized("Invalid or expired token; log in again.".into());
+        let user = state.tokens.verify(token).ok_or_else(invalid)?;
+        let email = state.store.verified_email(user.id).await?.ok_or_else(|| {
+            ApiError::Unauthorized("This token's account does not exist; log in again.".into())
         })?;
-        Ok(AuthUser { id: user.id, email: user.email })
+        Ok(AuthUser { id: user.id, email })
     }
 }
 

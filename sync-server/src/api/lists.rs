@@ -281,14 +281,15 @@ pub async fn delete(
 }
 
 /// Reserve ids for lists the caller's devices will create offline, so those lists keep their
-/// ids when they first sync.
+/// ids when they first sync. A user holds at most `[limits] max_reserved_ids_per_user` unused
+/// reserved ids (1,000 by default); an id stops counting when its list is created.
 #[utoipa::path(post, path = "/api/todolist/reserve_ids", tag = "lists", request_body = ReserveRequest,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Ids reserved", body = Envelope<ReservedIds>),
         (status = 400, description = "Malformed body"),
         (status = 401, description = "No or bad token"),
-        (status = 422, description = "Count outside 1..=100"),
+        (status = 422, description = "Count outside 1..=100, or more unused reserved ids than allowed"),
     ))]
 pub async fn reserve_ids(
     State(state): State<AppState>,
@@ -300,7 +301,8 @@ pub async fn reserve_ids(
     }
     let ids: Vec<ListId> = (0..body.count).map(|_| ListId(state.ids.next_id())).collect();
     debug_assert!(ids.iter().all(|id| id.get() <= MAX_ID));
-    state.store.reserve_list_ids(user.id, &ids).await?;
+    let cap = state.config.limits.max_reserved_ids_per_user;
+    state.store.reserve_list_ids(user.id, &ids, cap).await?;
     Ok(ok("Ids reserved.", ReservedIds { ids: ids.into_iter().map(ListId::get).collect() }))
 }
 

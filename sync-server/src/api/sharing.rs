@@ -12,7 +12,7 @@ use super::envelope::{MessageEnvelope, ok_message};
 use super::error::ApiError;
 use super::extract::{ApiJson, AuthUser};
 use super::lists::list_id;
-use crate::auth::email::normalise_email;
+use crate::auth::email::Email;
 use crate::state::AppState;
 use crate::store::sharing::ShareOutcome;
 
@@ -61,8 +61,7 @@ pub async fn share(
     ApiJson(body): ApiJson<ShareRequest>,
 ) -> Result<Response, ApiError> {
     let list = list_id(body.list_id)?;
-    let email =
-        normalise_email(&body.target_email).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let email = Email::parse(&body.target_email).map_err(|e| ApiError::Invalid(e.to_string()))?;
     let role = match body.permission.parse::<Role>() {
         Ok(role @ (Role::Editor | Role::Viewer)) => role,
         _ => return Err(ApiError::Invalid("permission must be \"EDITOR\" or \"VIEWER\".".into())),
@@ -91,8 +90,7 @@ pub async fn unshare(
     ApiJson(body): ApiJson<UnshareRequest>,
 ) -> Result<Response, ApiError> {
     let list = list_id(body.list_id)?;
-    let email =
-        normalise_email(&body.target_email).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let email = Email::parse(&body.target_email).map_err(|e| ApiError::Invalid(e.to_string()))?;
     if let Some(removed) = state.store.unshare(list, user.id, &email).await? {
         state.hub.access_changed(list, removed, None).await;
     }

@@ -42,7 +42,7 @@ async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<AuthUser, A
     let ApiQuery(query) = ApiQuery::<TokenQuery>::from_request_parts(parts, state).await?;
     let token =
         query.access_token.ok_or_else(|| ApiError::Unauthorized("Missing bearer token.".into()))?;
-    AuthUser::from_token(state, &token)
+    AuthUser::from_token(state, &token).await
 }
 
 /// Opens the sync socket for a signed-in user.

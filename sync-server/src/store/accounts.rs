@@ -11,6 +11,7 @@ use sqlx::any::AnyRow;
 use tandem_protocol::UserId;
 
 use super::{Store, StoreError, now_ms};
+use crate::auth::email::Email;
 
 /// Times a registration retries its account row after losing an insert race (see
 /// [`Store::register`]).
@@ -44,7 +45,7 @@ pub struct PendingCode {
 #[derive(Debug, Clone)]
 pub struct NewRegistration {
     /// The normalised email.
-    pub email: String,
+    pub email: Email,
     /// The argon2id hash of the password.
     pub password_hash: String,
     /// The HMAC of the verification code.
@@ -85,13 +86,13 @@ impl Store {
             "INSERT INTO user_emails (email, user_id, created_at) VALUES ($1, $2, $3)
              ON CONFLICT (email) DO NOTHING",
         )
-        .bind(&reg.email)
+        .bind(reg.email.as_str())
         .bind(candidate.as_i64())
         .bind(now)
         .execute(&mut *tx)
         .await?;
         let owner: i64 = sqlx::query_scalar("SELECT user_id FROM user_emails WHERE email = $1")
-            .bind(&reg.email)
+            .bind(reg.email.as_str())
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -114,7 +115,7 @@ impl Store {
                  WHERE users.verified_at IS NULL",
             )
             .bind(user.as_i64())
-            .bind(&reg.email)
+            .bind(reg.email.as_str())
             .bind(&reg.password_hash)
             .bind(&reg.code_hash)
             .bind(reg.code_expires_at)
@@ -139,8 +140,8 @@ impl Store {
         Ok(user)
     }
 
-    /// The account registered with a normalised email, if any.
-    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
+    /// The account registered with an email, if any.
+    pub async fn user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, StoreError> {
         let Some(user) = self.user_id_by_email(email).await? else { return Ok(None) };
         let row = sqlx::query(
             "SELECT user_id, email, password_hash, verified_at FROM users WHERE user_id = $1",
@@ -150,14 +151,27 @@ impl Store {
         .await?;
         // A row whose email differs would be an index entry left by a crashed registration
         // whose id was later reused; treat it as absent.
-        Ok(row.map(|row| user_record(&row)).transpose()?.filter(|u| u.email == email))
+        Ok(row.map(|row| user_record(&row)).transpose()?.filter(|u| *email == u.email))
     }
 
-    /// The id owning a normalised email in the email index.
-    pub async fn user_id_by_email(&self, email: &str) -> Result<Option<UserId>, StoreError> {
+    /// The email of a verified account, or `None` if no verified account has this id: what a
+    /// token's holder is checked against on every call (one primary-key read on the user's
+    /// shard).
+    pub async fn verified_email(&self, user: UserId) -> Result<Option<String>, StoreError> {
+        let email: Option<String> = sqlx::query_scalar(
+            "SELECT email FROM users WHERE user_id = $1 AND verified_at IS NOT NULL",
+        )
+        .bind(user.as_i64())
+        .fetch_optional(self.shards.for_user(user).pool())
+        .await?;
+        Ok(email)
+    }
+
+    /// The id owning an email in the email index.
+    pub async fn user_id_by_email(&self, email: &Email) -> Result<Option<UserId>, StoreError> {
         let id: Option<i64> =
             sqlx::query_scalar("SELECT user_id FROM user_emails WHERE email = $1")
-                .bind(email)
+                .bind(email.as_str())
                 .fetch_optional(self.shards.for_email(email).pool())
                 .await?;
         Ok(id.map(|id| UserId(id as u64)))
@@ -168,7 +182,7 @@ impl Store {
     /// `max_attempts` wrong tries; a right one verifies the account and clears the code.
     pub async fn check_code(
         &self,
-        email: &str,
+        email: &Email,
         max_attempts: i64,
         matches: impl FnOnce(&str) -> bool,
     ) -> Result<CodeCheck, StoreError> {
@@ -182,7 +196,7 @@ impl Store {
              FROM users WHERE user_id = $1 AND email = $2",
         )
         .bind(user.as_i64())
-        .bind(email)
+        .bind(email.as_str())
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else { return Ok(CodeCheck::NoValidCode) };

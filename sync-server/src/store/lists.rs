@@ -217,20 +217,99 @@ impl Store {
         Ok(members.into_iter().map(|m| m.user).collect())
     }
 
-    /// Reserves list ids for `user`, so that lists the user creates offline keep their ids.
-    pub async fn reserve_list_ids(&self, user: UserId, ids: &[ListId]) -> Result<(), StoreError> {
+    /// Reserves list ids for `user`, so that lists the user creates offline keep their ids,
+    /// unless the user would then hold more than `cap` reserved ids not yet used (`Invalid`,
+    /// and nothing is reserved). An id stops counting when its list is created.
+    ///
+    /// The ids are inserted, one transaction per database, between two counts. The first
+    /// count refuses without writing anything. The second catches concurrent calls of the same
+    /// user: of any two calls, the one that finishes inserting last counts the other's ids too,
+    /// so the calls that keep their ids never hold more than `cap` together; a call over the
+    /// cap deletes its own ids again. Calls that race past the cap together may all be
+    /// refused (no lock is held across databases); a later call then succeeds.
+    pub async fn reserve_list_ids(
+        &self,
+        user: UserId,
+        ids: &[ListId],
+        cap: usize,
+    ) -> Result<(), StoreError> {
+        let refuse = |held: usize| {
+            StoreError::Invalid(format!(
+                "You hold {held} reserved list ids not used yet; at most {cap} may be held. \
+                 Sync the lists made offline under them before reserving more."
+            ))
+        };
+        let held = self.reserved_id_count(user).await?;
+        if held + ids.len() > cap {
+            return Err(refuse(held));
+        }
         let now = now_ms();
-        for &id in ids {
-            sqlx::query(
-                "INSERT INTO reserved_list_ids (list_id, user_id, created_at) VALUES ($1, $2, $3)",
-            )
-            .bind(id.as_i64())
-            .bind(user.as_i64())
-            .bind(now)
-            .execute(self.shards.for_list(id).writer())
-            .await?;
+        for (db, ids) in self.group_by_list_database(ids) {
+            let mut tx = db.begin_write().await?;
+            for id in ids {
+                sqlx::query(
+                    "INSERT INTO reserved_list_ids (list_id, user_id, created_at)
+                     VALUES ($1, $2, $3)",
+                )
+                .bind(id.as_i64())
+                .bind(user.as_i64())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        }
+        let held = self.reserved_id_count(user).await?;
+        if held > cap {
+            for (db, ids) in self.group_by_list_database(ids) {
+                let mut tx = db.begin_write().await?;
+                for id in ids {
+                    sqlx::query(
+                        "DELETE FROM reserved_list_ids WHERE list_id = $1 AND user_id = $2",
+                    )
+                    .bind(id.as_i64())
+                    .bind(user.as_i64())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+            }
+            return Err(refuse(held - ids.len()));
         }
         Ok(())
+    }
+
+    /// How many list ids `user` holds reserved and not yet used, over every database (one
+    /// indexed count each).
+    pub async fn reserved_id_count(&self, user: UserId) -> Result<usize, StoreError> {
+        let mut held = 0;
+        for db in self.shards.databases() {
+            let n: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM reserved_list_ids WHERE user_id = $1")
+                    .bind(user.as_i64())
+                    .fetch_one(db.pool())
+                    .await?;
+            held += usize::try_from(n).unwrap_or(0);
+        }
+        Ok(held)
+    }
+
+    /// `ids` grouped by the database holding their list shard.
+    fn group_by_list_database<'a>(
+        &'a self,
+        ids: &[ListId],
+    ) -> Vec<(&'a super::Database, Vec<ListId>)> {
+        let databases = self.shards.databases();
+        let mut groups: Vec<Vec<ListId>> = vec![Vec::new(); databases.len()];
+        for &id in ids {
+            groups[self.shards.list_database_index(id)].push(id);
+        }
+        databases
+            .iter()
+            .zip(groups)
+            .filter(|(_, ids)| !ids.is_empty())
+            .map(|(db, ids)| (db.as_ref(), ids))
+            .collect()
     }
 }
 

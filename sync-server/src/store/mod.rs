@@ -13,6 +13,7 @@
 //!   (who, when, what): a list's verified history.
 //! - [`sharing`]: collaborators and pending invitations.
 //! - [`list_index`]: the per-user index of lists, a repairable cache of the list shards.
+//! - [`email_migration`]: rewriting emails stored before the current normal form.
 //!
 //! # Writes across two databases
 //! A list's shard and a user's index shard may be different databases, so no transaction
@@ -24,6 +25,7 @@
 pub mod accounts;
 pub mod database;
 pub mod documents;
+pub mod email_migration;
 mod error;
 pub mod group_commit;
 pub mod history;

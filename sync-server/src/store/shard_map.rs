@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use tandem_protocol::{ListId, UserId};
 
 use super::{Database, StoreError};
+use crate::auth::email::Email;
 
 /// Number of logical user shards (`users`, `user_list_index`, and the email index).
 pub const USER_SHARDS: u16 = 1024;
@@ -87,8 +88,8 @@ impl ShardMap {
     }
 
     /// The database holding an email's entry in the email index and its pending invitations.
-    pub fn for_email(&self, normalised_email: &str) -> &Database {
-        &self.databases[self.user_routes[usize::from(email_shard(normalised_email))]]
+    pub fn for_email(&self, email: &Email) -> &Database {
+        &self.databases[self.user_routes[usize::from(email_shard(email.as_str()))]]
     }
 
     /// The database holding a list, its items and its collaborators.

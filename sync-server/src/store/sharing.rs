@@ -10,6 +10,7 @@ use tandem_protocol::{ListId, Role, UserId};
 
 use super::lists::{access_in, insert_collaborator, role_from};
 use super::{Store, StoreError, now_ms};
+use crate::auth::email::Email;
 
 /// Whom a share reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +28,7 @@ impl Store {
         &self,
         list: ListId,
         actor: UserId,
-        target_email: &str,
+        target_email: &Email,
         role: Role,
     ) -> Result<ShareOutcome, StoreError> {
         if role == Role::Owner {
@@ -49,7 +50,7 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (email, list_id) DO UPDATE SET role = excluded.role",
             )
-            .bind(target_email)
+            .bind(target_email.as_str())
             .bind(list.as_i64())
             .bind(role.code())
             .bind(actor.as_i64())
@@ -74,7 +75,7 @@ impl Store {
         &self,
         list: ListId,
         actor: UserId,
-        target_email: &str,
+        target_email: &Email,
     ) -> Result<Option<UserId>, StoreError> {
         let target = self.user_id_by_email(target_email).await?;
         let mut tx = self.shards.for_list(list).begin_write().await?;
@@ -105,7 +106,7 @@ impl Store {
         }
         let cancelled =
             sqlx::query("DELETE FROM pending_invitations WHERE email = $1 AND list_id = $2")
-                .bind(target_email)
+                .bind(target_email.as_str())
                 .bind(list.as_i64())
                 .execute(self.shards.for_email(target_email).writer())
                 .await?
@@ -120,10 +121,14 @@ impl Store {
 
     /// Turns the pending invitations of a verified account's email into memberships (lists
     /// deleted meanwhile are skipped), then deletes them. Idempotent: run on verify and login.
-    pub async fn accept_invitations(&self, user: UserId, email: &str) -> Result<usize, StoreError> {
+    pub async fn accept_invitations(
+        &self,
+        user: UserId,
+        email: &Email,
+    ) -> Result<usize, StoreError> {
         let email_db = self.shards.for_email(email);
         let rows = sqlx::query("SELECT list_id, role FROM pending_invitations WHERE email = $1")
-            .bind(email)
+            .bind(email.as_str())
             .fetch_all(email_db.pool())
             .await?;
         let mut accepted = 0;
@@ -139,7 +144,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             if live.is_some_and(|owner| owner != user.as_i64()) {
-                insert_collaborator(&mut tx, list, user, email, role, now).await?;
+                insert_collaborator(&mut tx, list, user, email.as_str(), role, now).await?;
                 tx.commit().await?;
                 self.index_put(user, list, role).await?;
                 accepted += 1;
@@ -147,7 +152,7 @@ impl Store {
                 tx.commit().await?;
             }
             sqlx::query("DELETE FROM pending_invitations WHERE email = $1 AND list_id = $2")
-                .bind(email)
+                .bind(email.as_str())
                 .bind(list.as_i64())
                 .execute(email_db.writer())
                 .await?;

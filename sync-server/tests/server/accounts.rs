@@ -1,7 +1,7 @@
 //! Registration, verification, login and tokens, as a user meets them.
 
 use serde_json::json;
-use tandem_server::mailer::Mailer;
+use tandem_server::mailer::MailerConfig;
 
 use crate::support::{PASSWORD, TestServer, email};
 
@@ -125,7 +125,7 @@ async fn bad_emails_and_passwords_are_refused() {
 
 #[tokio::test]
 async fn the_log_mailer_returns_no_code() {
-    let server = TestServer::start_with(|c| c.mailer = Mailer::Log).await;
+    let server = TestServer::start_with(|c| c.mailer = MailerConfig::Log).await;
     let (status, body) =
         server.post("register", None, json!({"email": email("erin"), "password": PASSWORD})).await;
     assert_eq!(status, 200);

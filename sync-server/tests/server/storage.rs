@@ -8,6 +8,7 @@ use sqlx::Row as _;
 use tandem_protocol::automerge::ChangeHash;
 use tandem_protocol::history::ChangeAction;
 use tandem_protocol::{ItemId, ListDoc, ListId, Role, UserId};
+use tandem_server::auth::email::Email;
 use tandem_server::store::accounts::NewRegistration;
 use tandem_server::store::database::{Database, sqlite_url};
 use tandem_server::store::documents::Save;
@@ -18,6 +19,11 @@ use tandem_server::store::{AcceptedChange, ActorBinding};
 use tandem_server::store::{ShardSpec, Store, StoreError};
 
 use crate::support::{PgDatabases, TestServer, email, split_map};
+
+/// The normal form of a test address.
+fn addr(raw: &str) -> Email {
+    Email::parse(raw).unwrap()
+}
 
 /// Runs the suite over a store built from `specs`.
 async fn conformance(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
@@ -31,14 +37,15 @@ async fn conformance(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
         let candidate = UserId(1_000_000 + i * 37);
         let address = format!("user{i}@example.com");
         let reg = NewRegistration {
-            email: address.clone(),
+            email: addr(&address),
             password_hash: "hash".into(),
             code_hash: "code".into(),
             code_expires_at: i64::MAX,
         };
         let id = store.register(candidate, &reg).await.unwrap();
         assert_eq!(id, candidate);
-        let verified = store.check_code(&address, 5, |stored| stored == "code").await.unwrap();
+        let verified =
+            store.check_code(&addr(&address), 5, |stored| stored == "code").await.unwrap();
         assert_eq!(verified, tandem_server::store::accounts::CodeCheck::Verified(id));
         assert_row_only_in(
             &store,
@@ -57,7 +64,7 @@ async fn conformance(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
             .register(
                 UserId(99),
                 &NewRegistration {
-                    email: users[0].1.clone(),
+                    email: addr(&users[0].1),
                     password_hash: "x".into(),
                     code_hash: "y".into(),
                     code_expires_at: i64::MAX,
@@ -91,7 +98,7 @@ async fn conformance(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
     }
     let (member, member_email) = users[1].clone();
     for &list in &lists {
-        store.share(list, owner, &member_email, Role::Editor).await.unwrap();
+        store.share(list, owner, &addr(&member_email), Role::Editor).await.unwrap();
     }
     let user_db = expected_db(&specs, user_shard(member), true);
     for (i, db) in store.shards().databases().iter().enumerate() {
@@ -131,7 +138,7 @@ async fn conformance(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
         store.rename_with_change(lists[0], stranger, "No", None, &chunk, &[], &[]).await,
         Err(StoreError::NotFound)
     ));
-    store.share(lists[0], owner, &users[3].1, Role::Viewer).await.unwrap();
+    store.share(lists[0], owner, &addr(&users[3].1), Role::Viewer).await.unwrap();
     assert!(matches!(
         store.rename_with_change(lists[0], users[3].0, "No", None, &chunk, &[], &[]).await,
         Err(StoreError::Forbidden(_))
@@ -334,7 +341,7 @@ async fn registration_race(specs: Vec<ShardSpec>) {
             let address = address.clone();
             tasks.push(tokio::spawn(async move {
                 let reg = NewRegistration {
-                    email: address,
+                    email: addr(&address),
                     password_hash: format!("hash{i}"),
                     code_hash: "code".into(),
                     code_expires_at: i64::MAX,
@@ -430,13 +437,13 @@ async fn accounts(store: &Store, prefix: &str, first_id: u64, n: u64) -> Vec<(Us
     for i in 0..n {
         let address = format!("{prefix}{i}@example.com");
         let reg = NewRegistration {
-            email: address.clone(),
+            email: addr(&address),
             password_hash: "hash".into(),
             code_hash: "code".into(),
             code_expires_at: i64::MAX,
         };
         let id = store.register(UserId(first_id + i * 41), &reg).await.unwrap();
-        store.check_code(&address, 5, |stored| stored == "code").await.unwrap();
+        store.check_code(&addr(&address), 5, |stored| stored == "code").await.unwrap();
         users.push((id, address));
     }
     users
@@ -522,8 +529,8 @@ async fn actors_and_history(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
         let id = ListId(8_000_000 + i * 2_039);
         let snapshot = ListDoc::new("History").unwrap().save();
         store.create_list(id, owner, &owner_email, "History", &snapshot).await.unwrap();
-        store.share(id, owner, &editor_email, Role::Editor).await.unwrap();
-        store.share(id, owner, &viewer_email, Role::Viewer).await.unwrap();
+        store.share(id, owner, &addr(&editor_email), Role::Editor).await.unwrap();
+        store.share(id, owner, &addr(&viewer_email), Role::Viewer).await.unwrap();
         lists.push(id);
     }
     let list = lists[0];
@@ -656,7 +663,7 @@ async fn actors_and_history(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
 
     // Members only; a former member's changes keep their author's email.
     assert!(matches!(store.history(list, stranger, &newest).await, Err(StoreError::NotFound)));
-    store.unshare(list, editor, &editor_email).await.unwrap();
+    store.unshare(list, editor, &addr(&editor_email)).await.unwrap();
     assert!(matches!(store.history(list, editor, &newest).await, Err(StoreError::NotFound)));
     let page = store.history(list, viewer, &HistoryQuery { limit: 10, ..newest }).await.unwrap();
     assert_eq!(page.entries.len(), 4);
@@ -666,7 +673,7 @@ async fn actors_and_history(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
 
     // A list first seen through sync starts with its bindings and history.
     let born = ListId(8_500_000);
-    store.reserve_list_ids(owner, &[born]).await.unwrap();
+    store.reserve_list_ids(owner, &[born], 1_000).await.unwrap();
     let mut doc = ListDoc::new("Born offline").unwrap();
     let creator = doc.automerge().get_actor().to_bytes().to_vec();
     let created = doc.heads()[0].0;
@@ -692,7 +699,7 @@ async fn actors_and_history(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
     // lands, and the loser's changes are nowhere.
     let node2 = Store::open(&specs, data_dir).await.expect("a second node opens the store");
     let contested = lists[4];
-    store.share(contested, owner, &editor_email, Role::Editor).await.unwrap();
+    store.share(contested, owner, &addr(&editor_email), Role::Editor).await.unwrap();
     let actor = [0xcc; 16];
     let mut saves = Vec::new();
     for (node, user) in [(&store, owner), (&node2, editor)] {
