@@ -180,15 +180,25 @@ impl World {
             replica.state = State::new();
             self.room.join(r as u64, UserId(r as u64 + 1), Role::Editor);
         }
+        let mut last_round = Vec::new();
         for _round in 0..100 {
             let mut said = false;
+            last_round.clear();
             for r in 0..self.replicas.len() {
                 let replica = &mut self.replicas[r];
                 if let Some(m) =
                     replica.doc.automerge_mut().sync().generate_sync_message(&mut replica.state)
                 {
                     said = true;
-                    self.room.receive(r as u64, &m.encode()).expect("clean frames are accepted");
+                    last_round.push(format!(
+                        "replica {r}: {} changes, {} heads, need {:?}",
+                        m.changes.len(),
+                        m.heads.len(),
+                        m.need
+                    ));
+                    let received = self.room.receive(r as u64, &m.encode());
+                    last_round.push(format!("  room: {received:?}"));
+                    received.expect("clean frames are accepted");
                     if self.room.unsaved().is_some() {
                         self.room.mark_saved();
                     }
@@ -198,6 +208,11 @@ impl World {
                         said = true;
                         let replica = &mut self.replicas[peer];
                         let m = Message::decode(&m).unwrap();
+                        last_round.push(format!(
+                            "room to {peer}: {} changes, need {:?}",
+                            m.changes.len(),
+                            m.need
+                        ));
                         replica
                             .doc
                             .automerge_mut()
@@ -211,7 +226,7 @@ impl World {
                 return;
             }
         }
-        panic!("sync did not go quiet");
+        panic!("sync did not go quiet; the last round:\n{}", last_round.join("\n"));
     }
 }
 

@@ -72,6 +72,13 @@ struct ListSync {
     forbidden: bool,
 }
 
+/// A fresh sync state for a list: for a list this user only views, one that knows the server
+/// will take no change from here (Automerge then sends none, and `receive` drops any made
+/// here before a downgrade).
+fn state_for(state: State, viewer: bool) -> State {
+    State { peer_read_only: viewer || state.peer_read_only, ..state }
+}
+
 /// The sans-IO sync state of one connection.
 pub struct Session {
     client: Arc<Client>,
@@ -252,9 +259,16 @@ impl Session {
             self.refused.remove(&list);
         }
         let (state, server_heads) = self.client.load_sync_state(list)?;
+        let viewer = self.client.role(list)?.is_some_and(|role| !role.can_edit());
         self.lists.insert(
             list,
-            ListSync { state, heard: false, server_heads, stopped: false, forbidden: false },
+            ListSync {
+                state: state_for(state, viewer),
+                heard: false,
+                server_heads,
+                stopped: false,
+                forbidden: viewer,
+            },
         );
         self.generate(list)
     }
@@ -283,7 +297,9 @@ impl Session {
             Ok(received) => {
                 entry.heard = true;
                 entry.server_heads = received.server_heads;
-                if entry.state.is_peer_read_only() {
+                // The server refused our changes as a viewer's (it says so with `forbidden`;
+                // servers that advertise Automerge's read-only flag say it that way too).
+                if entry.forbidden || entry.state.is_peer_read_only() {
                     self.drop_refused_local_changes(list)?;
                 }
             }

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-/// Config for a server under load: account throttles and per-socket message limits raised,
-/// message and document size limits and persistence unchanged (SQLite, WAL,
-/// `synchronous=FULL`).
+/// Config for a server under load: account throttles and per-socket and per-user message
+/// and socket limits raised (the workloads run many sockets of a few accounts), message and
+/// document size limits and persistence unchanged (SQLite, WAL, `synchronous=FULL`).
 const LOAD_CONFIG: &str = r#"
 [throttle]
 per_account_per_minute = 100000
@@ -18,6 +18,9 @@ per_address_per_minute = 1000000
 
 [sync]
 messages_per_second = 100000
+user_messages_per_second = 1000000
+max_sockets_per_user = 100000
+full_syncs_per_minute = 100000
 outbound_queue = 65536
 "#;
 

@@ -4,7 +4,10 @@
 //! sequence number blocks that member's real change. The room never gives Automerge such a
 //! change. It keeps it aside for the peer that sent it, asks that peer for what is missing
 //! (an honest peer sends a change before its dependencies only when Automerge's Bloom filter
-//! gave a false positive), and drops it if the peer's next message does not complete it.
+//! gave a false positive), and drops it if the peer's next message brings none of what was
+//! asked for. (A peer can only bring a change whose hash a dependency names by having that
+//! change: made-up dependencies never make progress, while an honest peer whose answer
+//! itself waits for a dependency, after a second false positive, keeps its changes.)
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -20,7 +23,8 @@ pub(super) struct Sorted {
     pub(super) ready: Vec<Incoming>,
     /// Changes of the latest message still waiting for a dependency.
     pub(super) waiting: Vec<Incoming>,
-    /// Changes held since the peer's previous message that are still waiting: dropped.
+    /// Changes held since the peer's previous message that are still waiting, when the
+    /// latest message brought nothing they wait for: dropped.
     pub(super) dropped: usize,
 }
 
@@ -32,6 +36,14 @@ pub(super) fn sort(
     held: Vec<Incoming>,
     new: Vec<Incoming>,
 ) -> Sorted {
+    // What the held changes were waiting for, and whether the new message brought any of it.
+    let held_hashes: HashSet<ChangeHash> = held.iter().map(|i| i.change.hash()).collect();
+    let asked: HashSet<ChangeHash> = held
+        .iter()
+        .flat_map(|i| i.change.deps().iter().copied())
+        .filter(|dep| !held_hashes.contains(dep) && !has(dep))
+        .collect();
+    let progress = new.iter().any(|i| asked.contains(&i.change.hash()));
     // (change, whether it was held before), in arrival order, without repeats.
     let mut pool: Vec<(Incoming, bool)> = Vec::new();
     let mut index: HashMap<ChangeHash, usize> = HashMap::new();
@@ -82,7 +94,7 @@ pub(super) fn sort(
         sorted.ready.push(incoming);
     }
     for (incoming, was_held) in slots.into_iter().flatten() {
-        if was_held {
+        if was_held && !progress {
             sorted.dropped += 1;
         } else {
             sorted.waiting.push(incoming);

@@ -632,3 +632,27 @@ fn bloom_filters_that_would_crash_the_server_are_refused() {
         let _ = room.outgoing(2); // and making the next message does not divide by zero
     }
 }
+
+#[test]
+fn a_chain_of_missing_dependencies_is_asked_for_one_link_at_a_time() {
+    let (mut room, mut client) = room_holding_one_item();
+    let base = client.doc.heads();
+    for (id, text) in [(2, "w"), (3, "x"), (4, "y")] {
+        client.doc.add_item(ItemId(id), text).unwrap();
+    }
+    let made = changes_since(&mut client, &base);
+    let heads = client.doc.heads();
+    let send = |room: &mut Room, change: &Change| {
+        room.receive(1, &message_with(heads.clone(), vec![change.raw_bytes().into()])).unwrap()
+    };
+    let asked = |room: &mut Room| Message::decode(&room.outgoing(1).unwrap()).unwrap().need;
+
+    // Two Bloom false positives in a row: y comes first, then x, which also waits.
+    assert_eq!(send(&mut room, &made[2]), Received { changed: false, dropped: 0 });
+    assert!(asked(&mut room).contains(&made[1].hash()));
+    assert_eq!(send(&mut room, &made[1]), Received { changed: false, dropped: 0 }, "y is kept");
+    assert!(asked(&mut room).contains(&made[0].hash()));
+    assert_eq!(send(&mut room, &made[0]), Received { changed: true, dropped: 0 });
+    save(&mut room);
+    assert_eq!(room.doc().item_count().unwrap(), 4, "the whole chain is in");
+}
