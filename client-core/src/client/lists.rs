@@ -3,6 +3,7 @@
 use rand::Rng;
 use rusqlite::TransactionBehavior;
 use tandem_protocol::id::MAX_ID;
+use tandem_protocol::list_doc::rules;
 use tandem_protocol::{ListDoc, ListId, Role};
 
 use super::{Cached, Client, use_device_actor, visible_list};
@@ -11,20 +12,10 @@ use crate::list::{ListSummary, TodoList};
 use crate::store::{account, documents, items, lists, reserved_ids};
 use crate::{Error, Result};
 
-/// The longest title accepted, in characters.
-pub const MAX_TITLE_CHARS: usize = 500;
-
-/// Checks a title: not blank, not too long.
+/// Checks a title with the rule every side applies: 1 to 255 characters, not blank, no
+/// control characters.
 pub(crate) fn check_title(title: &str) -> Result<()> {
-    if title.trim().is_empty() {
-        return Err(Error::InvalidInput("a list title cannot be empty".into()));
-    }
-    if title.chars().count() > MAX_TITLE_CHARS {
-        return Err(Error::InvalidInput(format!(
-            "a list title is at most {MAX_TITLE_CHARS} characters"
-        )));
-    }
-    Ok(())
+    rules::check_title(title).map_err(|e| Error::InvalidInput(e.to_string()))
 }
 
 impl Client {

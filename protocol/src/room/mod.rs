@@ -528,11 +528,28 @@ impl Room {
     /// hold documents whose save does not load: the fuzzer found one); for compaction, which
     /// replaces what is stored with it.
     pub fn snapshot(&mut self) -> Option<Vec<u8>> {
+        self.compacted().map(|(snapshot, _)| snapshot)
+    }
+
+    /// [`Room::snapshot`], with the document loaded from it: hand that to [`Room::adopt`]
+    /// once the snapshot is stored, and the room holds the compacted form without loading
+    /// it again.
+    pub fn compacted(&mut self) -> Option<(Vec<u8>, ListDoc)> {
         let heads = self.heads();
         let doc = self.doc.get();
         let snapshot = catch_unwind(AssertUnwindSafe(|| doc.save())).ok()?;
         let mut loaded = ListDoc::load(&snapshot).ok()?;
-        (loaded.heads() == heads).then_some(snapshot)
+        (loaded.heads() == heads).then_some((snapshot, loaded))
+    }
+
+    /// Takes `loaded` (from [`Room::compacted`]) as the room's document, as
+    /// [`Room::shed_history`] does, if nothing changed since.
+    pub fn adopt(&mut self, mut loaded: ListDoc) {
+        if self.has_unsaved() || loaded.heads() != self.heads() {
+            return;
+        }
+        loaded.track_changes();
+        self.doc = Doc::Awake(Box::new(loaded));
     }
 
     /// Swaps the document for the same content loaded from `snapshot` (its own save, e.g.

@@ -6,6 +6,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use tandem_protocol::id::MAX_ID;
+use tandem_protocol::list_doc::rules;
 use tandem_protocol::{ListDoc, ListId, Role};
 use utoipa::{IntoParams, ToSchema};
 
@@ -16,8 +17,6 @@ use super::time::rfc3339;
 use crate::state::AppState;
 use crate::store::lists::{Access, ListDetail};
 
-/// Longest list title, in characters (the seed's `VARCHAR(255)`).
-pub const MAX_TITLE_CHARS: usize = 255;
 /// Most ids one `reserve_ids` call hands out.
 pub const MAX_RESERVE: u32 = 100;
 
@@ -164,20 +163,17 @@ pub fn list_id(raw: u64) -> Result<ListId, ApiError> {
     if id.is_valid() { Ok(id) } else { Err(ApiError::list_not_found()) }
 }
 
-/// Checks a title: 1..=255 characters, not blank, no control characters.
+/// Checks a title with the rule every side applies (`tandem_protocol::list_doc::rules`):
+/// 1..=255 characters, not blank, no control characters.
 pub fn check_title(title: &str) -> Result<(), ApiError> {
-    if title.trim().is_empty() {
-        return Err(ApiError::Invalid("The title must not be empty.".into()));
-    }
-    if title.chars().count() > MAX_TITLE_CHARS {
-        return Err(ApiError::Invalid(format!(
-            "The title must be at most {MAX_TITLE_CHARS} characters."
-        )));
-    }
-    if title.chars().any(char::is_control) {
-        return Err(ApiError::Invalid("The title must not contain control characters.".into()));
-    }
-    Ok(())
+    rules::check_title(title).map_err(|e| ApiError::Invalid(sentence(&e.to_string())))
+}
+
+/// `text` as a sentence: capitalised, with a full stop.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let first = chars.next().map(|c| c.to_uppercase().collect::<String>()).unwrap_or_default();
+    format!("{first}{}.", chars.as_str())
 }
 
 /// Create a list; the caller becomes its OWNER.

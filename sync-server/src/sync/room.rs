@@ -225,16 +225,27 @@ fn refuse_missing(list: ListId, command: RoomCommand) {
 impl RoomTask {
     async fn load(hub: Hub, list: ListId, init: RoomInit) -> Option<Self> {
         let (doc, unborn, stored) = match hub.store().load_document(list).await {
-            Ok(stored) => {
-                let mut parts = stored.parts.iter();
-                let first = parts.next().map_or_else(|| Ok(ListDoc::empty()), |p| ListDoc::load(p));
-                let loaded = first.and_then(|mut doc| {
-                    parts.try_for_each(|part| doc.load_incremental(part)).map(|()| doc)
-                });
+            Ok(mut stored) => {
+                // Loading is CPU work in proportion to the list: off the async threads, so
+                // that a big list does not hold up every other socket and request.
+                let parts = std::mem::take(&mut stored.parts);
+                let loaded = tokio::task::spawn_blocking(move || {
+                    let mut parts = parts.iter();
+                    let first =
+                        parts.next().map_or_else(|| Ok(ListDoc::empty()), |p| ListDoc::load(p));
+                    first.and_then(|mut doc| {
+                        parts.try_for_each(|part| doc.load_incremental(part)).map(|()| doc)
+                    })
+                })
+                .await;
                 match loaded {
-                    Ok(doc) => (doc, None, Some(stored)),
-                    Err(err) => {
+                    Ok(Ok(doc)) => (doc, None, Some(stored)),
+                    Ok(Err(err)) => {
                         tracing::error!(%list, error = %err, "stored document does not load");
+                        return None;
+                    }
+                    Err(err) => {
+                        tracing::error!(%list, error = %err, "loading a stored document failed");
                         return None;
                     }
                 }
@@ -619,7 +630,28 @@ impl RoomTask {
     /// Replaces the stored snapshot and chunks by one snapshot, and the document in memory by
     /// the same content loaded from it.
     async fn compact(&mut self) {
-        let Some(snapshot) = self.room.snapshot() else {
+        // Saving and loading back are CPU work in proportion to the list: off the async
+        // threads, with the room lent to the blocking pool meanwhile (nothing else runs in
+        // this task until it is back).
+        let mut room = std::mem::replace(&mut self.room, Room::new(ListDoc::empty()));
+        let lent = tokio::task::spawn_blocking(move || {
+            let compacted = room.compacted();
+            (room, compacted)
+        })
+        .await;
+        let compacted = match lent {
+            Ok((room, compacted)) => {
+                self.room = room;
+                compacted
+            }
+            Err(err) => {
+                tracing::error!(list = %self.list, error = %err, "compacting failed; reloading");
+                // Boxed: reloading loads a room, which may compact.
+                self.broken = !Box::pin(self.reload_saved()).await;
+                return;
+            }
+        };
+        let Some((snapshot, loaded)) = compacted else {
             tracing::error!(list = %self.list, "the document's save does not load back; not compacted");
             return;
         };
@@ -627,7 +659,7 @@ impl RoomTask {
             Ok(()) => {
                 self.chunks = 0;
                 self.stored_bytes = snapshot.len();
-                self.room.shed_history(&snapshot);
+                self.room.adopt(loaded);
             }
             Err(err) => {
                 tracing::warn!(list = %self.list, error = ?err, "compaction failed; will retry")

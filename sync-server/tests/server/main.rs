@@ -10,6 +10,7 @@ mod demo_mailer;
 mod emails;
 mod errors;
 mod history;
+mod hostile;
 mod lists;
 mod mail;
 mod reserved_ids;
