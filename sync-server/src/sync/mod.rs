@@ -64,6 +64,8 @@ pub struct SyncConfig {
     pub max_held_changes: usize,
     /// See `max_held_changes`.
     pub max_held_bytes: usize,
+    /// Automerge actor ids (device sign-ins) one user may bring to one list.
+    pub max_actors_per_user: usize,
     /// Times per minute one user may be sent a list's whole history (a new replica, or a
     /// peer that says it has nothing); beyond that such requests get `rate_limited`.
     pub full_syncs_per_minute: u32,
@@ -101,6 +103,7 @@ impl Default for SyncConfig {
             max_document_ops: 2_000_000,
             max_held_changes: 256,
             max_held_bytes: 1024 * 1024,
+            max_actors_per_user: 256,
             full_syncs_per_minute: 6,
             ping_secs: 30,
             idle_timeout_secs: 60,

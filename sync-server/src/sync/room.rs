@@ -200,8 +200,8 @@ fn limits(config: &SyncConfig) -> SyncLimits {
         max_document_ops: config.max_document_ops,
         max_held_changes: config.max_held_changes,
         max_held_bytes: config.max_held_bytes,
+        max_actors_per_user: config.max_actors_per_user,
         full_syncs_per_minute: config.full_syncs_per_minute,
-        ..SyncLimits::default()
     }
 }
 
