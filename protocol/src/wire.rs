@@ -8,13 +8,24 @@
 //! [`ServerMessage::ListError`] for that list alone, and the socket carries on. A problem
 //! with the connection is a [`ServerMessage::Error`], after which the server closes the socket
 //! with that error's close code ([`ErrorCode::close_code`], 4000-4999) and a short reason.
+//!
+//! **Version 2** keeps all of that for catching up (a new device, a reconnect, a peer that
+//! fell behind) and adds streaming once a list is in step: each batch of changes the server
+//! saves goes out as one [`ServerMessage::Changes`] frame (the saved change chunk, the list's
+//! version after it and its heads), encoded once and shared by every peer that was in step;
+//! and a client that is in step sends its new changes as [`ClientMessage::Changes`]. Applying
+//! raw changes costs a peer much less than receiving a sync message and answering it. A
+//! client that cannot apply a frame (a dependency missing: it missed one) goes back to sync
+//! messages, and so does the server for a client whose changes it cannot apply yet. A client
+//! knows its change is saved (acknowledged) when a frame or sync message advertises heads
+//! that include it. Version 1 clients never see the new messages.
 
 use serde::{Deserialize, Serialize};
 
 use crate::{ListId, Role, UserId};
 
 /// The newest protocol version this code speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// The oldest protocol version this code still speaks.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
 
@@ -43,6 +54,15 @@ pub enum ClientMessage {
         /// The list.
         list: ListId,
     },
+    /// Version 2: new changes of a list this socket is in step with, as Automerge change
+    /// chunks (`automerge::Change::raw_bytes`, one after another).
+    Changes {
+        /// The list.
+        list: ListId,
+        /// The change chunks.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
 }
 
 /// Server to client.
@@ -63,6 +83,23 @@ pub enum ServerMessage {
         /// The list.
         list: ListId,
         /// The encoded `automerge::sync::Message`.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Version 2: a batch of changes the server saved, to a socket that held the list as it
+    /// was before the batch. Apply the chunk (`load_incremental`); if a dependency is
+    /// missing, go back to sync messages for the list.
+    Changes {
+        /// The list.
+        list: ListId,
+        /// The list's version once the batch is saved: one more than the batch before it
+        /// (renames through REST count too), so a gap shows a missed batch.
+        seq: u64,
+        /// The list's heads after the batch: 32-byte change hashes, one after another. The
+        /// acknowledgement of a client's change, as a sync message's heads are.
+        #[serde(with = "serde_bytes")]
+        heads: Vec<u8>,
+        /// The saved change chunks.
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
@@ -263,6 +300,19 @@ impl ServerMessage {
     }
 }
 
+/// Heads as a [`ServerMessage::Changes`] frame carries them: 32-byte hashes back to back.
+pub fn encode_heads(heads: &[automerge::ChangeHash]) -> Vec<u8> {
+    heads.iter().flat_map(|h| h.0).collect()
+}
+
+/// The heads of a [`ServerMessage::Changes`] frame, if its bytes are whole hashes.
+pub fn decode_heads(bytes: &[u8]) -> Option<Vec<automerge::ChangeHash>> {
+    if !bytes.len().is_multiple_of(32) {
+        return None;
+    }
+    Some(bytes.chunks(32).map(|h| automerge::ChangeHash(h.try_into().expect("32 bytes"))).collect())
+}
+
 /// The version to speak with a client offering `min..=max`, if any.
 pub fn negotiate(min: u16, max: u16) -> Option<u16> {
     negotiate_from(MIN_PROTOCOL_VERSION, min, max)
@@ -285,6 +335,7 @@ mod tests {
             ClientMessage::hello(),
             ClientMessage::Sync { list: ListId(7), data: vec![1, 2, 3] },
             ClientMessage::Unsubscribe { list: ListId(8) },
+            ClientMessage::Changes { list: ListId(9), data: vec![4, 5] },
         ];
         for m in messages {
             assert_eq!(ClientMessage::decode(&m.encode()).unwrap(), m);
@@ -296,6 +347,7 @@ mod tests {
                 lists: vec![ListAccess { list: ListId(4), role: Role::Viewer }],
             },
             ServerMessage::Sync { list: ListId(5), data: vec![0; 40] },
+            ServerMessage::Changes { list: ListId(5), seq: 9, heads: vec![1; 32], data: vec![2] },
             ServerMessage::Access(ListAccess { list: ListId(6), role: Role::Editor }),
             ServerMessage::Removed { list: ListId(6), reason: RemovalReason::Deleted },
             ServerMessage::ListError {

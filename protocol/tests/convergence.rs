@@ -1,7 +1,9 @@
 //! Convergence under a hostile network, over the sans-IO layer: 3 to 5 replicas sync through
-//! the server's [`Room`]; each seeded schedule makes random edits, disconnects and reconnects
-//! replicas, and delivers messages late, out of order, twice or not at all (dropped messages
-//! are retried by the sync protocol on the next round). At the end everyone reconnects and
+//! the server's [`Room`], some speaking protocol version 1 (sync messages only), some version
+//! 2 (saved batches streamed to them as frames, their own changes sent raw once in step, back
+//! to sync messages when a frame does not apply); each seeded schedule makes random edits,
+//! disconnects and reconnects replicas, and delivers messages late, out of order, twice or not
+//! at all (dropped messages are retried by the sync protocol on the next round). At the end everyone reconnects and
 //! syncs until quiet: every replica must hold the same document, with every item a replica
 //! added and nobody removed.
 //!
@@ -12,16 +14,48 @@ use std::collections::{BTreeSet, VecDeque};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tandem_protocol::automerge::sync::{Message, State, SyncDoc as _};
+use tandem_protocol::automerge::{ChangeHash, ReadDoc as _};
 use tandem_protocol::room::Room;
 use tandem_protocol::{ItemId, ListDoc, Role, UserId};
+
+/// What travels from a replica to the room.
+#[derive(Clone)]
+enum Up {
+    Sync(Vec<u8>),
+    /// Version 2: raw changes.
+    Changes(Vec<u8>),
+}
+
+/// What travels from the room to a replica.
+#[derive(Clone)]
+enum Down {
+    Sync(Vec<u8>),
+    /// Version 2: a saved batch and the heads after it.
+    Frame(Vec<u8>, Vec<ChangeHash>),
+}
 
 struct Replica {
     doc: ListDoc,
     state: State,
     online: bool,
+    /// Speaks protocol version 2.
+    streams: bool,
+    /// Version 2: changes already sent raw on this connection.
+    sent_raw: BTreeSet<ChangeHash>,
     /// Frames on their way to the room / from the room.
-    up: VecDeque<Vec<u8>>,
-    down: VecDeque<Vec<u8>>,
+    up: VecDeque<Up>,
+    down: VecDeque<Down>,
+}
+
+impl Replica {
+    /// The server's heads as this replica knows them, if it holds all of them and nothing it
+    /// holds waits for a dependency: then it is in step, and (version 2) sends raw changes.
+    fn in_step_at(&mut self) -> Option<Vec<ChangeHash>> {
+        let theirs = self.state.their_heads.clone()?;
+        let doc = self.doc.automerge();
+        (doc.get_missing_deps(&theirs).is_empty() && doc.get_missing_deps(&[]).is_empty())
+            .then_some(theirs)
+    }
 }
 
 struct World {
@@ -31,6 +65,8 @@ struct World {
     added: BTreeSet<u64>,
     removed: BTreeSet<u64>,
     next_item: u64,
+    /// The list's version, as the server numbers saved batches.
+    seq: u64,
 }
 
 impl World {
@@ -41,17 +77,28 @@ impl World {
         let mut room = Room::new(origin.clone());
         let replicas = (0..n)
             .map(|i| {
-                room.join(i as u64, UserId(i as u64 + 1), Role::Editor);
+                let streams = rng.gen_bool(0.6);
+                join(&mut room, i, streams);
                 Replica {
                     doc: ListDoc::from_automerge(origin.automerge_mut().fork()),
                     state: State::new(),
                     online: true,
+                    streams,
+                    sent_raw: BTreeSet::new(),
                     up: VecDeque::new(),
                     down: VecDeque::new(),
                 }
             })
             .collect();
-        Self { rng, room, replicas, added: BTreeSet::new(), removed: BTreeSet::new(), next_item: 1 }
+        Self {
+            rng,
+            room,
+            replicas,
+            added: BTreeSet::new(),
+            removed: BTreeSet::new(),
+            next_item: 1,
+            seq: 0,
+        }
     }
 
     fn edit(&mut self, r: usize) {
@@ -106,8 +153,9 @@ impl World {
                 replica.up.clear();
                 replica.down.clear();
                 replica.state = State::new();
+                replica.sent_raw.clear();
                 if replica.online {
-                    self.room.join(r as u64, UserId(r as u64 + 1), Role::Editor);
+                    join(&mut self.room, r, replica.streams);
                 } else {
                     self.room.leave(r as u64);
                 }
@@ -123,16 +171,14 @@ impl World {
         if !replica.online {
             return;
         }
-        if let Some(m) =
-            replica.doc.automerge_mut().sync().generate_sync_message(&mut replica.state)
-        {
-            replica.up.push_back(m.encode());
+        if let Some(up) = next_up(replica) {
+            replica.up.push_back(up);
         }
     }
 
     /// Takes a frame off a queue: usually the oldest, sometimes a later one (reordering),
     /// sometimes leaving a copy behind (duplication), sometimes losing it (drop).
-    fn take(rng: &mut StdRng, queue: &mut VecDeque<Vec<u8>>) -> Option<Vec<u8>> {
+    fn take<T: Clone>(rng: &mut StdRng, queue: &mut VecDeque<T>) -> Option<T> {
         if queue.is_empty() {
             return None;
         }
@@ -147,14 +193,33 @@ impl World {
             return;
         }
         // Out-of-order or duplicated frames may be refused; the protocol recovers later.
-        let _ = self.room.receive(r as u64, &frame);
+        let _ = match frame {
+            Up::Sync(m) => self.room.receive(r as u64, &m),
+            Up::Changes(c) => self.room.receive_changes(r as u64, &c),
+        };
+        self.save_and_send(|replicas, peer, down| replicas[peer].down.push_back(down));
+    }
+
+    /// Saves what the room merged, then streams it and sends each peer what it needs, handing
+    /// each message to `deliver`.
+    fn save_and_send(&mut self, mut deliver: impl FnMut(&mut Vec<Replica>, usize, Down)) {
         if self.room.unsaved().is_some() {
-            self.room.mark_saved();
+            self.seq += 1;
+            self.room.mark_saved_as(self.seq);
+        }
+        for (batch, to) in self.room.stream() {
+            for peer in to {
+                deliver(
+                    &mut self.replicas,
+                    peer as usize,
+                    Down::Frame(batch.chunk.clone(), batch.heads.clone()),
+                );
+            }
         }
         for peer in 0..self.replicas.len() {
             if self.replicas[peer].online {
                 while let Some(m) = self.room.outgoing(peer as u64) {
-                    self.replicas[peer].down.push_back(m);
+                    deliver(&mut self.replicas, peer, Down::Sync(m));
                 }
             }
         }
@@ -166,9 +231,7 @@ impl World {
         if !replica.online {
             return;
         }
-        if let Ok(m) = Message::decode(&frame) {
-            let _ = replica.doc.automerge_mut().sync().receive_sync_message(&mut replica.state, m);
-        }
+        apply_down(replica, frame);
     }
 
     /// Everyone reconnects over a clean network and syncs until nothing more is said.
@@ -178,48 +241,51 @@ impl World {
             replica.up.clear();
             replica.down.clear();
             replica.state = State::new();
-            self.room.join(r as u64, UserId(r as u64 + 1), Role::Editor);
+            replica.sent_raw.clear();
+            join(&mut self.room, r, replica.streams);
         }
         let mut last_round = Vec::new();
         for _round in 0..100 {
             let mut said = false;
             last_round.clear();
             for r in 0..self.replicas.len() {
-                let replica = &mut self.replicas[r];
-                if let Some(m) =
-                    replica.doc.automerge_mut().sync().generate_sync_message(&mut replica.state)
-                {
+                if let Some(up) = next_up(&mut self.replicas[r]) {
                     said = true;
-                    last_round.push(format!(
-                        "replica {r}: {} changes, {} heads, need {:?}",
-                        m.changes.len(),
-                        m.heads.len(),
-                        m.need
-                    ));
-                    let received = self.room.receive(r as u64, &m.encode());
+                    let received = match &up {
+                        Up::Sync(m) => {
+                            let m = Message::decode(m).unwrap();
+                            last_round.push(format!(
+                                "replica {r}: sync, {} changes, {} heads, need {:?}",
+                                m.changes.len(),
+                                m.heads.len(),
+                                m.need
+                            ));
+                            self.room.receive(r as u64, &m.encode())
+                        }
+                        Up::Changes(c) => {
+                            last_round.push(format!("replica {r}: {} bytes of changes", c.len()));
+                            self.room.receive_changes(r as u64, c)
+                        }
+                    };
                     last_round.push(format!("  room: {received:?}"));
                     received.expect("clean frames are accepted");
-                    if self.room.unsaved().is_some() {
-                        self.room.mark_saved();
-                    }
                 }
-                for peer in 0..self.replicas.len() {
-                    while let Some(m) = self.room.outgoing(peer as u64) {
-                        said = true;
-                        let replica = &mut self.replicas[peer];
-                        let m = Message::decode(&m).unwrap();
-                        last_round.push(format!(
-                            "room to {peer}: {} changes, need {:?}",
-                            m.changes.len(),
-                            m.need
-                        ));
-                        replica
-                            .doc
-                            .automerge_mut()
-                            .sync()
-                            .receive_sync_message(&mut replica.state, m)
-                            .unwrap();
-                    }
+                let mut sent = Vec::new();
+                self.save_and_send(|_, peer, down| sent.push((peer, down)));
+                for (peer, down) in sent {
+                    said = true;
+                    last_round.push(match &down {
+                        Down::Sync(m) => {
+                            let m = Message::decode(m).unwrap();
+                            format!(
+                                "room to {peer}: sync, {} changes, need {:?}",
+                                m.changes.len(),
+                                m.need
+                            )
+                        }
+                        Down::Frame(c, _) => format!("room to {peer}: frame of {} bytes", c.len()),
+                    });
+                    apply_down(&mut self.replicas[peer], down);
                 }
             }
             if !said {
@@ -227,6 +293,61 @@ impl World {
             }
         }
         panic!("sync did not go quiet; the last round:\n{}", last_round.join("\n"));
+    }
+}
+
+fn join(room: &mut Room, r: usize, streams: bool) {
+    let (peer, user) = (r as u64, UserId(r as u64 + 1));
+    if streams {
+        room.join_streaming(peer, user, Role::Editor);
+    } else {
+        room.join(peer, user, Role::Editor);
+    }
+}
+
+/// What a replica sends next, if anything: a version 2 replica in step sends its new changes
+/// raw; otherwise (and to say where it stands) a sync message.
+fn next_up(replica: &mut Replica) -> Option<Up> {
+    if replica.streams
+        && let Some(theirs) = replica.in_step_at()
+    {
+        let unsent: Vec<_> = replica
+            .doc
+            .automerge_mut()
+            .get_changes(&theirs)
+            .into_iter()
+            .filter(|c| !replica.sent_raw.contains(&c.hash()))
+            .collect();
+        if !unsent.is_empty() {
+            replica.sent_raw.extend(unsent.iter().map(|c| c.hash()));
+            return Some(Up::Changes(unsent.iter().flat_map(|c| c.raw_bytes().to_vec()).collect()));
+        }
+    }
+    let m = replica.doc.automerge_mut().sync().generate_sync_message(&mut replica.state)?;
+    Some(Up::Sync(m.encode()))
+}
+
+/// A replica takes what the room sent. A frame that does not apply (a batch before it was
+/// missed) leaves the replica out of step: it goes on with sync messages.
+fn apply_down(replica: &mut Replica, down: Down) {
+    match down {
+        Down::Sync(m) => {
+            if let Ok(m) = Message::decode(&m) {
+                let _ =
+                    replica.doc.automerge_mut().sync().receive_sync_message(&mut replica.state, m);
+            }
+        }
+        Down::Frame(chunk, heads) => {
+            let _ = replica.doc.load_incremental(&chunk);
+            if replica.doc.automerge().get_missing_deps(&heads).is_empty() {
+                // As if the server had said its heads in a sync message.
+                replica.state.their_heads = Some(heads.clone());
+                replica.state.shared_heads = heads;
+            } else {
+                // Missed a batch: say where we stand, and catch up by sync messages.
+                replica.state.their_heads = None;
+            }
+        }
     }
 }
 

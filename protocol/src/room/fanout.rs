@@ -102,6 +102,9 @@ pub(super) fn outgoing(
     let mut placed: HashMap<u64, usize> = HashMap::new();
     for &id in ids {
         let Some(peer) = peers.get_mut(&id) else { continue };
+        if !peer.owes_ack && peer.at.as_deref() == Some(memo.heads.as_slice()) {
+            continue; // in step, and told so (a frame, or its own message)
+        }
         if std::mem::take(&mut peer.owes_ack) {
             // Automerge stays quiet towards a peer whose last message showed the same heads
             // as ours (say it merged someone else's change while its own was on the way); but

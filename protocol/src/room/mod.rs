@@ -99,6 +99,19 @@ pub struct Received {
     pub dropped: usize,
 }
 
+/// A batch of changes as saved: what version 2 peers in step are sent as one frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// The list's version after it (as given to [`Room::mark_saved_as`]).
+    pub seq: u64,
+    /// The heads before it.
+    pub from: Vec<ChangeHash>,
+    /// The heads after it.
+    pub heads: Vec<ChangeHash>,
+    /// Its changes, as saved (change chunks, for `load_incremental`).
+    pub chunk: Vec<u8>,
+}
+
 /// A change the room accepted and who sent it: the user its actor is bound to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
@@ -157,6 +170,8 @@ pub struct Room {
     limits: SyncLimits,
     memo: Memo,
     full_syncs: HashMap<UserId, Allowance>,
+    /// Batches saved and not yet streamed (see [`Room::stream`]).
+    batches: Vec<Batch>,
 }
 
 impl std::fmt::Debug for Room {
@@ -194,6 +209,7 @@ impl Room {
             limits,
             memo: Memo::default(),
             full_syncs: HashMap::new(),
+            batches: Vec::new(),
         }
     }
 
@@ -230,9 +246,17 @@ impl Room {
         matches!(self.doc, Doc::Asleep(_))
     }
 
-    /// Adds a peer of `user` with a role (or starts it over with a new sync state).
+    /// Adds a peer of `user` with a role (or starts it over with a new sync state), speaking
+    /// protocol version 1: sync messages only.
     pub fn join(&mut self, peer: PeerId, user: UserId, role: Role) {
-        self.peers.insert(peer, Peer::new(user, role));
+        self.peers.insert(peer, Peer::new(user, role, false));
+    }
+
+    /// [`Room::join`] for a peer speaking protocol version 2: once in step, it takes each
+    /// saved batch as one frame (see [`Room::stream`]) and may send raw changes
+    /// ([`Room::receive_changes`]).
+    pub fn join_streaming(&mut self, peer: PeerId, user: UserId, role: Role) {
+        self.peers.insert(peer, Peer::new(user, role, true));
     }
 
     /// Changes a peer's role; a change between read-only and writable restarts its sync state.
@@ -271,6 +295,16 @@ impl Room {
     /// [`Refusal::Abusive`], cut the peer off.
     pub fn receive(&mut self, peer: PeerId, data: &[u8]) -> Result<Received, Refusal> {
         let outcome = self.receive_inner(peer, data);
+        self.count_strikes(peer, outcome)
+    }
+
+    /// Counts a peer's refused messages and dropped changes in a row, and cuts it off past
+    /// [`MAX_STRIKES`].
+    fn count_strikes(
+        &mut self,
+        peer: PeerId,
+        outcome: Result<Received, Refusal>,
+    ) -> Result<Received, Refusal> {
         if let Some(p) = self.peers.get_mut(&peer) {
             match &outcome {
                 // Clean: nothing dropped, nothing left waiting.
@@ -306,7 +340,9 @@ impl Room {
             // changes anyway), so it keeps receiving; but say no, without reading the changes.
             message.changes = Vec::<Vec<u8>>::new().into();
             let doc = self.doc.get();
-            let state = &mut self.peers.get_mut(&peer).expect("looked up above").state;
+            let p = self.peers.get_mut(&peer).expect("looked up above");
+            p.at = None;
+            let state = &mut p.state;
             let _ = catch_unwind(AssertUnwindSafe(|| {
                 doc.automerge_mut().sync().receive_sync_message(state, message)
             }));
@@ -319,6 +355,59 @@ impl Room {
             // The peer has nothing: it is about to be sent the whole list.
             self.spend_full_sync(user)?;
         }
+        // A sync message: the peer is catching up (or says it is in step; see below).
+        self.peers.get_mut(&peer).expect("looked up above").at = None;
+        let received = self.merge(peer, user, incoming, Some(message))?;
+        // In step: the peer holds exactly our heads, so it can take the next saved batch as
+        // one frame (version 2).
+        let heads = self.doc.get().heads();
+        let p = self.peers.get_mut(&peer).expect("looked up above");
+        if p.streams && p.held.is_empty() && p.state.their_heads.as_ref() == Some(&heads) {
+            p.at = Some(heads);
+        }
+        Ok(received)
+    }
+
+    /// Merges a version 2 peer's new changes (change chunks, one after another), with the
+    /// same checks as [`Room::receive`]. A change whose dependencies are missing puts the peer
+    /// back on sync messages (it is asked for them in the next one).
+    pub fn receive_changes(&mut self, peer: PeerId, data: &[u8]) -> Result<Received, Refusal> {
+        let outcome = self.receive_changes_inner(peer, data);
+        self.count_strikes(peer, outcome)
+    }
+
+    fn receive_changes_inner(&mut self, peer: PeerId, data: &[u8]) -> Result<Received, Refusal> {
+        let Some(p) = self.peers.get(&peer) else { return Err(Refusal::UnknownPeer) };
+        let (user, role) = (p.user, p.role);
+        if !role.can_edit() {
+            return Err(Refusal::ReadOnly);
+        }
+        let incoming = catch_unwind(|| intake::decode_changes([data].into_iter(), &self.limits))
+            .map_err(|_| Refusal::Malformed("the changes could not be read".into()))??;
+        let received = self.merge(peer, user, incoming, None)?;
+        let p = self.peers.get_mut(&peer).expect("looked up above");
+        if !p.held.is_empty() {
+            p.at = None;
+        }
+        Ok(received)
+    }
+
+    /// Checks and merges `incoming` from `peer` (see the module docs): through Automerge's
+    /// sync protocol with the rest of `message` when the changes came in a sync message, or
+    /// straight into the document when they came raw (version 2).
+    fn merge(
+        &mut self,
+        peer: PeerId,
+        user: UserId,
+        incoming: Vec<Incoming>,
+        message: Option<Message>,
+    ) -> Result<Received, Refusal> {
+        // Changes the document already has change nothing, whoever made them (a peer may send
+        // back someone else's change it received, after messages crossed).
+        let doc = self.doc.get();
+        let mut incoming = incoming;
+        incoming
+            .retain(|i| !ReadDoc::get_missing_deps(doc.automerge(), &[i.change.hash()]).is_empty());
         let new_actors = self
             .actors
             .check(user, incoming.iter().map(|i| &i.change), self.limits.max_actors_per_user)
@@ -330,7 +419,7 @@ impl Room {
                 )),
             })?;
         let doc = self.doc.get();
-        let p = self.peers.get_mut(&peer).expect("looked up above");
+        let p = self.peers.get_mut(&peer).expect("the caller looked it up");
         let automerge = doc.automerge();
         let sorted = held::sort(
             |hash| ReadDoc::get_missing_deps(automerge, &[*hash]).is_empty(),
@@ -364,12 +453,22 @@ impl Room {
                 .map_err(|_| Refusal::Malformed("the change's operations do not read".into()))?;
             Some(checked?)
         };
-        message.changes =
-            sorted.ready.iter().map(|i| i.change.raw_bytes().to_vec()).collect::<Vec<_>>().into();
         let before = doc.heads();
         let state = &mut p.state;
-        let applied = catch_unwind(AssertUnwindSafe(|| {
-            doc.automerge_mut().sync().receive_sync_message(state, message)
+        let applied = catch_unwind(AssertUnwindSafe(|| match message {
+            Some(mut message) => {
+                message.changes = sorted
+                    .ready
+                    .iter()
+                    .map(|i| i.change.raw_bytes().to_vec())
+                    .collect::<Vec<_>>()
+                    .into();
+                doc.automerge_mut().sync().receive_sync_message(state, message)
+            }
+            None if sorted.ready.is_empty() => Ok(()),
+            None => {
+                doc.automerge_mut().apply_changes(sorted.ready.iter().map(|i| i.change.clone()))
+            }
         }));
         match applied {
             Err(_) => return Err(Refusal::Broken("automerge panicked".into())),
@@ -613,11 +712,52 @@ impl Room {
 
     /// Records that everything in the document is saved.
     pub fn mark_saved(&mut self) {
-        self.saved_heads = self.heads();
+        self.mark_saved_as(0);
+    }
+
+    /// [`Room::mark_saved`], naming the list's version after this save (carried by the
+    /// frames [`Room::stream`] makes of it).
+    pub fn mark_saved_as(&mut self, seq: u64) {
+        let heads = self.heads();
+        if heads != self.saved_heads {
+            self.batches.push(Batch {
+                seq,
+                from: std::mem::replace(&mut self.saved_heads, heads.clone()),
+                heads,
+                chunk: std::mem::take(&mut self.unsaved_chunks),
+            });
+        }
         self.unsaved_touched = Touched::default();
         self.unsaved_accepted.clear();
         self.unsaved_chunks.clear();
         self.actors.mark_saved();
+    }
+
+    /// The batches saved since the last call, each with the version 2 peers that held the
+    /// list as it was before it and so take it as one frame (they then hold its heads, and
+    /// their sync states say so). Everyone else is brought up to date by
+    /// [`Room::outgoing_many`].
+    pub fn stream(&mut self) -> Vec<(Batch, Vec<PeerId>)> {
+        let batches = std::mem::take(&mut self.batches);
+        batches
+            .into_iter()
+            .map(|batch| {
+                let mut to = Vec::new();
+                for (&id, p) in &mut self.peers {
+                    if p.streams && p.held.is_empty() && p.at.as_ref() == Some(&batch.from) {
+                        p.at = Some(batch.heads.clone());
+                        p.owes_ack = false;
+                        p.state.their_heads = Some(batch.heads.clone());
+                        p.state.shared_heads.clone_from(&batch.heads);
+                        p.state.last_sent_heads.clone_from(&batch.heads);
+                        p.state.have_responded = true;
+                        p.state.in_flight = false;
+                        to.push(id);
+                    }
+                }
+                (batch, to)
+            })
+            .collect()
     }
 
     /// The next sync message for `peer`, if it needs one. Nothing while changes are unsaved:

@@ -25,11 +25,25 @@ pub(super) struct Peer {
     pub(super) held: Vec<Incoming>,
     /// Refused messages and dropped changes since the peer's last clean message.
     pub(super) strikes: u32,
+    /// The peer speaks protocol version 2: once in step it takes saved batches as frames.
+    pub(super) streams: bool,
+    /// The heads the peer is known to hold exactly (it said so, or it was sent every batch
+    /// since); `None` while it catches up.
+    pub(super) at: Option<Vec<ChangeHash>>,
 }
 
 impl Peer {
-    pub(super) fn new(user: UserId, role: Role) -> Self {
-        Self { state: state_for(role), user, role, owes_ack: false, held: Vec::new(), strikes: 0 }
+    pub(super) fn new(user: UserId, role: Role, streams: bool) -> Self {
+        Self {
+            state: state_for(role),
+            user,
+            role,
+            owes_ack: false,
+            held: Vec::new(),
+            strikes: 0,
+            streams,
+            at: None,
+        }
     }
 
     /// The dependencies of the held changes that neither the document (`has`) nor the held
