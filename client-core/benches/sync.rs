@@ -11,6 +11,11 @@
 //!   nothing) from the first message until both sides are quiet and the client is in step
 //!   (the server advertised the client's heads).
 //!
+//! - `apply_remote_edit_as_frame_1000_item_list`: version 2: the same 1,000 changes reach
+//!   the client as 1,000 `Changes` frames (`Client::apply_server_changes`, no answer), on a
+//!   list of 1,000 items. Timed in CPU time of the applying thread (the store's fsync waits
+//!   are off the CPU); divide by 1,000 for one remote edit (issue 12's target: 30 µs).
+//!
 //! Each iteration starts from a copy of a prepared store with the list's document already
 //! loaded (the first touch of a long list loads it: see the `store` bench). Not included: the
 //! socket, CBOR framing, and the engine's pacing under the server's message rate limit.
@@ -125,6 +130,27 @@ fn absorb(client: &Client, messages: &[Vec<u8>]) {
     }
 }
 
+/// The `Changes` frames that carry the remote replica's 1,000 changes, one change each:
+/// (change chunk, heads after it).
+fn remote_frames(
+    doc: &ListDoc,
+    n: u64,
+) -> Vec<(Vec<u8>, Vec<tandem_protocol::automerge::ChangeHash>)> {
+    let mut remote = doc.clone();
+    let mut frames = Vec::new();
+    for i in 0..CHANGES {
+        let before = remote.heads();
+        change(&mut remote, n, i);
+        frames.push((remote.save_after(&before), remote.heads()));
+    }
+    frames
+}
+
+/// CPU time this thread has run.
+fn thread_cpu() -> Duration {
+    cpu_time::ThreadTime::now().as_duration()
+}
+
 /// A store with the list synced to a server room and then 1,000 edits made offline. Returns
 /// the store and the server's document (before the edits).
 fn offline_template(n: u64) -> (TempDir, ListDoc) {
@@ -203,6 +229,31 @@ fn benches(c: &mut Criterion) {
                         total += start.elapsed();
                         let shown = client.list(LIST).unwrap().items.len() as u64;
                         assert_eq!(shown, n + CHANGES / 2);
+                    }
+                    total
+                })
+            });
+        }
+
+        if n == 100 {
+            group.bench_function("apply_remote_edit_as_frame_1000_item_list", |b| {
+                let (store, doc) = template(1_000);
+                let frames = remote_frames(&doc, 1_000);
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let (_dir, client) = copy_of(store.path());
+                        let mut state = State::new();
+                        let start = thread_cpu();
+                        for (chunk, heads) in &frames {
+                            let applied = client
+                                .apply_server_changes(LIST, &mut state, chunk, heads)
+                                .unwrap();
+                            assert!(applied.complete && applied.changed);
+                        }
+                        total += thread_cpu() - start;
+                        let shown = client.list(LIST).unwrap().items.len() as u64;
+                        assert_eq!(shown, 1_000 + CHANGES / 2);
                     }
                     total
                 })

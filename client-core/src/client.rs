@@ -27,7 +27,7 @@ use tandem_protocol::automerge::{ActorId, ChangeHash};
 use tandem_protocol::{ItemId, ListDoc, ListId, Touched};
 
 pub use account::Account;
-pub use sync_exchange::SyncReceived;
+pub use sync_exchange::{FrameApplied, SyncReceived};
 
 use crate::events::{ChangeEvent, ChangeKind, Listeners, SubscriptionId};
 use crate::rest::RestClient;

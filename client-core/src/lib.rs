@@ -39,7 +39,7 @@ pub mod rest;
 pub mod store;
 pub mod sync;
 
-pub use client::{Account, Client, ClientConfig, DEFAULT_SERVER_URL, SyncReceived};
+pub use client::{Account, Client, ClientConfig, DEFAULT_SERVER_URL, FrameApplied, SyncReceived};
 pub use error::{Error, Result};
 pub use events::{ChangeEvent, ChangeKind, SubscriptionId};
 pub use history::{HistoryEntry, HistoryPage, HistoryQuery};

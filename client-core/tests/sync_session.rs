@@ -12,6 +12,7 @@ use tandem_protocol::automerge::sync::Message;
 use tandem_protocol::room::{PeerId, Refusal, Room};
 use tandem_protocol::wire::{
     ClientMessage, ListAccess, ListErrorCode, PROTOCOL_VERSION, RemovalReason, ServerMessage,
+    encode_heads,
 };
 use tandem_protocol::{ListDoc, UserId};
 use tempfile::TempDir;
@@ -21,6 +22,8 @@ use tempfile::TempDir;
 struct FakeServer {
     rooms: HashMap<ListId, Room>,
     access: HashMap<(UserId, ListId), Role>,
+    /// Saves so far, numbering the frames.
+    version: u64,
 }
 
 impl FakeServer {
@@ -55,45 +58,74 @@ impl FakeServer {
                 }
                 Vec::new()
             }
-            ClientMessage::Sync { list, data } => {
-                // A list the user created offline is created at its first sync.
-                let role = *self.access.entry((user, list)).or_insert(Role::Owner);
-                let room = self.rooms.entry(list).or_insert_with(|| Room::new(ListDoc::empty()));
-                if !room.peers().any(|(p, _)| p == peer) {
-                    room.join(peer, user, role);
-                }
-                let mut out = Vec::new();
-                match room.receive(peer, &data) {
-                    Ok(_) => {}
-                    Err(Refusal::ReadOnly) => out.push((
-                        peer,
-                        ServerMessage::ListError {
-                            list,
-                            code: ListErrorCode::Forbidden,
-                            message: "viewers cannot change this list".into(),
-                        },
-                    )),
-                    Err(e) => out.push((
-                        peer,
-                        ServerMessage::ListError {
-                            list,
-                            code: ListErrorCode::InvalidDocument,
-                            message: e.to_string(),
-                        },
-                    )),
-                }
-                if room.unsaved().is_some() {
-                    room.mark_saved();
-                }
-                let peers: Vec<PeerId> = room.peers().map(|(p, _)| p).collect();
-                for p in peers {
-                    if let Some(data) = room.outgoing(p) {
-                        out.push((p, ServerMessage::Sync { list, data: data.clone() }));
-                    }
-                }
-                out
+            ClientMessage::Sync { list, data } => self.merge(peer, user, list, &data, false),
+            ClientMessage::Changes { list, data } => self.merge(peer, user, list, &data, true),
+        }
+    }
+
+    /// A sync message or (version 2) raw changes: merged, saved, then sent on as frames to
+    /// the peers in step and as sync messages to the rest.
+    fn merge(
+        &mut self,
+        peer: PeerId,
+        user: UserId,
+        list: ListId,
+        data: &[u8],
+        raw: bool,
+    ) -> Vec<(PeerId, ServerMessage)> {
+        // A list the user created offline is created at its first sync.
+        let role = *self.access.entry((user, list)).or_insert(Role::Owner);
+        let room = self.rooms.entry(list).or_insert_with(|| Room::new(ListDoc::empty()));
+        if !room.peers().any(|(p, _)| p == peer) {
+            room.join_streaming(peer, user, role);
+        }
+        let mut out = Vec::new();
+        let received =
+            if raw { room.receive_changes(peer, data) } else { room.receive(peer, data) };
+        match received {
+            Ok(_) => {}
+            Err(Refusal::ReadOnly) => out.push((
+                peer,
+                ServerMessage::ListError {
+                    list,
+                    code: ListErrorCode::Forbidden,
+                    message: "viewers cannot change this list".into(),
+                },
+            )),
+            Err(e) => out.push((
+                peer,
+                ServerMessage::ListError {
+                    list,
+                    code: ListErrorCode::InvalidDocument,
+                    message: e.to_string(),
+                },
+            )),
+        }
+        if room.unsaved().is_some() {
+            self.version += 1;
+            room.mark_saved_as(self.version);
+        }
+        for (batch, to) in room.stream() {
+            let heads = encode_heads(&batch.heads);
+            for p in to {
+                out.push((
+                    p,
+                    ServerMessage::Changes {
+                        list,
+                        seq: batch.seq,
+                        heads: heads.clone(),
+                        data: batch.chunk.clone(),
+                    },
+                ));
             }
         }
+        let peers: Vec<PeerId> = room.peers().map(|(p, _)| p).collect();
+        for p in peers {
+            if let Some(data) = room.outgoing(p) {
+                out.push((p, ServerMessage::Sync { list, data: data.clone() }));
+            }
+        }
+        out
     }
 }
 

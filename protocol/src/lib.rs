@@ -32,6 +32,7 @@ pub mod role;
 pub mod room;
 pub mod snowflake;
 pub mod sort_rank;
+pub mod streaming;
 pub mod wire;
 
 /// The Automerge version this protocol is written against, so client and server share it.

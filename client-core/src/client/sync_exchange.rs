@@ -6,9 +6,9 @@
 //! Also here: the housekeeping sync needs before it connects (provisional ids, deletions).
 
 use rusqlite::TransactionBehavior;
-use tandem_protocol::ListId;
-use tandem_protocol::automerge::ChangeHash;
 use tandem_protocol::automerge::sync::{Message, State, SyncDoc as _};
+use tandem_protocol::automerge::{Change, ChangeHash};
+use tandem_protocol::{ListId, streaming};
 
 use super::{Client, Inner, cached_doc, merge_tracked, use_device_actor, write_merge};
 use crate::events::ChangeKind;
@@ -16,6 +16,17 @@ use crate::store::documents::{self, DocStats};
 use crate::store::sync_states::{self, SyncStateRow};
 use crate::store::{account, items, lists, reserved_ids};
 use crate::{Error, Result};
+
+/// What [`Client::apply_server_changes`] did with a version 2 frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameApplied {
+    /// Whether the document changed (new remote changes were merged and stored).
+    pub changed: bool,
+    /// Whether the document now holds every head the frame named. When not, a dependency was
+    /// missing (a batch was missed): nothing was stored, and the list must catch up through
+    /// sync messages.
+    pub complete: bool,
+}
 
 /// What [`Client::sync_receive`] did with a server message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +126,86 @@ impl Client {
             self.emit(list, ChangeKind::RemoteChanged);
         }
         Ok(SyncReceived { changed, server_heads })
+    }
+
+    /// Applies a version 2 frame: a batch of changes the server saved (`data`, change chunks)
+    /// and the list's heads after it. Validated and stored like [`Client::sync_receive`], in
+    /// one transaction with `state`, which is brought to where the server's would be after
+    /// sending the batch (so it generates nothing while the list stays in step). When a
+    /// dependency is missing nothing is stored and `complete` is false: the caller goes back
+    /// to sync messages (`state` then knows the server's heads and asks for what is missing).
+    pub fn apply_server_changes(
+        &self,
+        list: ListId,
+        state: &mut State,
+        data: &[u8],
+        server_heads: &[ChangeHash],
+    ) -> Result<FrameApplied> {
+        let written = {
+            let mut guard = self.lock();
+            let Inner { conn, docs } = &mut *guard;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if lists::get(&tx, list)?.is_none_or(|r| r.deleted) {
+                return Err(Error::NotFound(format!("no list {list}")));
+            }
+            let result = (|| -> Result<Option<Option<DocStats>>> {
+                let cached = cached_doc(&tx, docs, list)?;
+                let before = cached.doc.heads();
+                let touched = merge_tracked(&mut cached.doc, |doc| {
+                    doc.load_incremental(data).map_err(|e| {
+                        Error::InvalidInput(format!("list {list}: the server's changes: {e}"))
+                    })
+                })?;
+                if !streaming::holds(cached.doc.automerge_mut(), server_heads) {
+                    return Ok(None);
+                }
+                let stats = write_merge(&tx, list, cached, &before, &touched)?;
+                streaming::note_frame(cached.doc.automerge_mut(), state, server_heads);
+                let row =
+                    SyncStateRow { state: state.encode(), server_heads: server_heads.to_vec() };
+                sync_states::put(&tx, list, &row)?;
+                tx.commit()?;
+                if let Some(stats) = &stats {
+                    cached.generation = stats.generation;
+                }
+                Ok(Some(stats))
+            })();
+            if !matches!(result, Ok(Some(_))) {
+                // The in-memory document holds what was refused or could not be placed: reload
+                // it from the store next time.
+                docs.remove(&list);
+            }
+            match result? {
+                Some(stats) => stats,
+                None => {
+                    // Asks for what is missing in the next sync message.
+                    state.their_heads = Some(server_heads.to_vec());
+                    state.in_flight = false;
+                    return Ok(FrameApplied { changed: false, complete: false });
+                }
+            }
+        };
+        let changed = written.is_some();
+        if let Some(stats) = written {
+            self.compact_if_due(list, &stats);
+            self.emit(list, ChangeKind::RemoteChanged);
+        }
+        Ok(FrameApplied { changed, complete: true })
+    }
+
+    /// The changes of a list's document that are not in the history at `heads` (the
+    /// server's): what a version 2 client in step sends as `Changes` (their
+    /// `Change::raw_bytes`, one after another). `None` when the document does not hold all of
+    /// `heads`.
+    pub fn changes_since(&self, list: ListId, heads: &[ChangeHash]) -> Result<Option<Vec<Change>>> {
+        let mut guard = self.lock();
+        let Inner { conn, docs } = &mut *guard;
+        let tx = conn.transaction()?;
+        if lists::get(&tx, list)?.is_none_or(|r| r.deleted) {
+            return Err(Error::NotFound(format!("no list {list}")));
+        }
+        let doc = cached_doc(&tx, docs, list)?.doc.automerge_mut();
+        Ok(streaming::changes_since(doc, heads))
     }
 
     /// The current heads of a list's document.

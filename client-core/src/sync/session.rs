@@ -10,6 +10,10 @@
 //! - every visible list with a server id is synced; the first message subscribes it;
 //! - a list is *in step* when the server advertised exactly our heads (or, for a read-only
 //!   peer, heads we all hold) since this connection began;
+//! - with protocol version 2, a list in step streams: the server's saved batches arrive as
+//!   `Changes` frames that are applied without an answer, and new changes made here go out
+//!   as `Changes` (each once); a frame that cannot be placed (a batch was missed), a refusal
+//!   or a reconnect puts the list back on sync messages until it is in step again;
 //! - `ListError`s are surfaced as `SyncError` events; a refused document (`invalid_document`,
 //!   `too_large`) is not sent again until the list changes here;
 //! - a connection-level `Error` ends the session with the matching [`Error`], and is kept
@@ -23,7 +27,7 @@ use tandem_protocol::automerge::ChangeHash;
 use tandem_protocol::automerge::sync::State;
 use tandem_protocol::wire::{
     ClientMessage, ErrorCode, ListAccess, ListErrorCode, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
-    ServerMessage,
+    ServerMessage, decode_heads,
 };
 use tandem_protocol::{ListId, Role, UserId};
 
@@ -70,6 +74,24 @@ struct ListSync {
     stopped: bool,
     /// The server refused a change as forbidden: what is left here cannot be sent.
     forbidden: bool,
+    /// Version 2 and in step: changes travel raw both ways.
+    streaming: bool,
+    /// Changes sent raw that the server has not yet advertised.
+    sent: HashSet<ChangeHash>,
+}
+
+impl ListSync {
+    fn new(state: State, server_heads: Vec<ChangeHash>, stopped: bool, forbidden: bool) -> Self {
+        Self {
+            state,
+            heard: false,
+            server_heads,
+            stopped,
+            forbidden,
+            streaming: false,
+            sent: HashSet::new(),
+        }
+    }
 }
 
 /// A fresh sync state for a list: for a list this user only views, one that knows the server
@@ -84,6 +106,8 @@ pub struct Session {
     client: Arc<Client>,
     lists: BTreeMap<ListId, ListSync>,
     user: Option<UserId>,
+    /// The protocol version the server chose.
+    version: u16,
     failures: Vec<ListFailure>,
     refused: Refused,
     server_error: Option<(ErrorCode, String)>,
@@ -113,6 +137,7 @@ impl Session {
             client,
             lists: BTreeMap::new(),
             user: None,
+            version: 0,
             failures: Vec::new(),
             refused,
             server_error: None,
@@ -148,6 +173,9 @@ impl Session {
         match message {
             ServerMessage::Welcome { version, user, lists } => self.welcome(version, user, lists),
             ServerMessage::Sync { list, data } => self.receive(list, &data),
+            ServerMessage::Changes { list, seq, heads, data } => {
+                self.receive_frame(list, seq, &heads, &data)
+            }
             ServerMessage::Access(ListAccess { list, role }) => self.access(list, role),
             ServerMessage::Removed { list, reason } => {
                 self.lists.remove(&list);
@@ -198,6 +226,7 @@ impl Session {
             return Err(Error::Internal(format!("the server chose protocol version {version}")));
         }
         self.user = Some(user);
+        self.version = version;
         let deleted: HashSet<ListId> = self.client.pending_deletions()?.into_iter().collect();
         let on_server: HashSet<ListId> = lists.iter().map(|a| a.list).collect();
         for access in &lists {
@@ -244,39 +273,48 @@ impl Session {
         if let Some(refused) = self.refused.get(&list) {
             if sorted(self.client.heads(list)?) == sorted(refused.clone()) {
                 // The server refused exactly this document: do not send it again.
-                self.lists.insert(
-                    list,
-                    ListSync {
-                        state: State::new(),
-                        heard: false,
-                        server_heads: Vec::new(),
-                        stopped: true,
-                        forbidden: false,
-                    },
-                );
+                self.lists.insert(list, ListSync::new(State::new(), Vec::new(), true, false));
                 return Ok(None);
             }
             self.refused.remove(&list);
         }
         let (state, server_heads) = self.client.load_sync_state(list)?;
         let viewer = self.client.role(list)?.is_some_and(|role| !role.can_edit());
-        self.lists.insert(
-            list,
-            ListSync {
-                state: state_for(state, viewer),
-                heard: false,
-                server_heads,
-                stopped: false,
-                forbidden: viewer,
-            },
-        );
+        self.lists
+            .insert(list, ListSync::new(state_for(state, viewer), server_heads, false, viewer));
         self.generate(list)
     }
 
+    /// The next message for `list`, if one is due: its new changes, raw, while it streams;
+    /// else an Automerge sync message.
     fn generate(&mut self, list: ListId) -> Result<Option<ClientMessage>> {
         let Some(entry) = self.lists.get_mut(&list) else { return Ok(None) };
         if entry.stopped {
             return Ok(None);
+        }
+        if entry.streaming && !entry.forbidden {
+            match self.client.changes_since(list, &entry.server_heads) {
+                Ok(Some(changes)) => {
+                    // What was sent and is still not in the server's history stays in flight;
+                    // the rest of `sent` has been taken.
+                    let pending: HashSet<ChangeHash> = changes.iter().map(|c| c.hash()).collect();
+                    entry.sent.retain(|h| pending.contains(h));
+                    let mut data = Vec::new();
+                    for change in changes {
+                        if entry.sent.insert(change.hash()) {
+                            data.extend_from_slice(change.raw_bytes());
+                        }
+                    }
+                    return Ok((!data.is_empty()).then_some(ClientMessage::Changes { list, data }));
+                }
+                // The server's heads are not all here: catch up through sync messages.
+                Ok(None) => entry.streaming = false,
+                Err(Error::NotFound(_)) => {
+                    self.lists.remove(&list);
+                    return Ok(Some(ClientMessage::Unsubscribe { list }));
+                }
+                Err(e) => return Err(e),
+            }
         }
         match self.client.sync_generate(list, &mut entry.state) {
             Ok(data) => Ok(data.map(|data| ClientMessage::Sync { list, data })),
@@ -288,11 +326,79 @@ impl Session {
         }
     }
 
+    /// Whether `list` streams from now on: version 2, not refused, and the document here
+    /// holds exactly the heads the server advertised.
+    fn update_streaming(&mut self, list: ListId) -> Result<()> {
+        let Some(entry) = self.lists.get(&list) else { return Ok(()) };
+        let streaming = self.version >= 2
+            && !entry.stopped
+            && !entry.forbidden
+            && !entry.server_heads.is_empty()
+            && sorted(self.client.heads(list)?) == sorted(entry.server_heads.clone());
+        if let Some(entry) = self.lists.get_mut(&list) {
+            if streaming && !entry.streaming {
+                entry.sent.clear();
+            }
+            entry.streaming = streaming;
+        }
+        Ok(())
+    }
+
+    /// A version 2 frame: a batch the server saved, for a list this session holds in step.
+    fn receive_frame(
+        &mut self,
+        list: ListId,
+        seq: u64,
+        heads: &[u8],
+        data: &[u8],
+    ) -> Result<Vec<ClientMessage>> {
+        let Some(entry) = self.lists.get_mut(&list) else {
+            tracing::debug!(%list, "changes for a list not in this session; ignored");
+            return Ok(Vec::new());
+        };
+        let Some(heads) = decode_heads(heads) else {
+            entry.stopped = true;
+            self.fail(list, "invalid_document", "the server sent heads that do not decode".into());
+            return Ok(Vec::new());
+        };
+        match self.client.apply_server_changes(list, &mut entry.state, data, &heads) {
+            Ok(applied) => {
+                entry.heard = true;
+                entry.server_heads = heads;
+                if !applied.complete {
+                    tracing::info!(%list, seq, "a batch was missed: catching up through sync");
+                    entry.streaming = false;
+                    return Ok(self.generate(list)?.into_iter().collect());
+                }
+                if entry.forbidden {
+                    self.drop_refused_local_changes(list)?;
+                }
+            }
+            Err(Error::NotFound(_)) => {
+                self.lists.remove(&list);
+                return Ok(vec![ClientMessage::Unsubscribe { list }]);
+            }
+            Err(Error::InvalidInput(message)) => {
+                entry.stopped = true;
+                self.fail(list, "invalid_document", message);
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e),
+        }
+        if !self.lists.get(&list).is_some_and(|l| l.streaming) {
+            self.update_streaming(list)?;
+        }
+        Ok(self.generate(list)?.into_iter().collect())
+    }
+
     fn receive(&mut self, list: ListId, data: &[u8]) -> Result<Vec<ClientMessage>> {
         let Some(entry) = self.lists.get_mut(&list) else {
             tracing::debug!(%list, "sync message for a list not in this session; ignored");
             return Ok(Vec::new());
         };
+        // A sync message: the server is catching this list up (or asks for something), so
+        // answer in kind; streaming resumes once in step.
+        entry.streaming = false;
         match self.client.sync_receive(list, &mut entry.state, data) {
             Ok(received) => {
                 entry.heard = true;
@@ -316,7 +422,9 @@ impl Session {
             }
             Err(e) => return Err(e),
         }
-        Ok(self.generate(list)?.into_iter().collect())
+        let answer = self.generate(list)?;
+        self.update_streaming(list)?;
+        Ok(answer.into_iter().collect())
     }
 
     /// The server holds this user as a viewer of `list`, so changes made here (before a
@@ -357,6 +465,8 @@ impl Session {
     fn list_error(&mut self, list: ListId, code: ListErrorCode, message: String) -> Result<()> {
         tracing::warn!(%list, ?code, %message, "the server refused a list");
         if let Some(entry) = self.lists.get_mut(&list) {
+            entry.streaming = false;
+            entry.sent.clear();
             match code {
                 // Keep receiving: the server's read-only state stops our changes from being
                 // sent again, and the viewer still gets everyone else's.

@@ -1,7 +1,8 @@
 //! Simulated clients: REST calls for accounts and lists, and a sync socket that keeps each
 //! list's document and applies every message it receives, as a real client does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -9,13 +10,29 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tandem_protocol::automerge::ChangeHash;
 use tandem_protocol::automerge::sync::{Message as SyncMessage, State, SyncDoc as _};
-use tandem_protocol::wire::{ClientMessage, ServerMessage};
-use tandem_protocol::{ListDoc, ListId};
+use tandem_protocol::wire::{ClientMessage, MIN_PROTOCOL_VERSION, ServerMessage, decode_heads};
+use tandem_protocol::{ListDoc, ListId, streaming};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// The newest protocol version the simulated clients offer (`--protocol`).
+static MAX_VERSION: AtomicU16 = AtomicU16::new(tandem_protocol::wire::PROTOCOL_VERSION);
+
+/// Makes every socket opened from now on offer protocol versions up to `version`.
+pub fn set_max_version(version: u16) {
+    MAX_VERSION.store(version, Ordering::Relaxed);
+}
+
+/// A list a version 2 socket holds in step: its changes travel raw both ways.
+struct Streaming {
+    /// The heads the server last advertised.
+    server_heads: Vec<ChangeHash>,
+    /// Changes sent raw and not yet in the server's history.
+    sent: HashSet<ChangeHash>,
+}
 
 /// A signed-in account.
 #[derive(Debug, Clone)]
@@ -100,6 +117,10 @@ pub struct SyncSocket {
     pub bytes_out: u64,
     /// The largest message sent, in bytes.
     pub largest_sent: usize,
+    /// The protocol version the server chose.
+    version: u16,
+    /// Lists in step (version 2).
+    streaming: HashMap<ListId, Streaming>,
 }
 
 impl SyncSocket {
@@ -110,11 +131,24 @@ impl SyncSocket {
         request.headers_mut().insert("authorization", format!("Bearer {}", account.token).parse()?);
         // TCP_NODELAY: small sync frames must not wait for Nagle's algorithm.
         let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true).await?;
-        let mut socket =
-            Self { ws, docs: HashMap::new(), bytes_in: 0, bytes_out: 0, largest_sent: 0 };
-        socket.send(ClientMessage::hello()).await?;
+        let mut socket = Self {
+            ws,
+            docs: HashMap::new(),
+            bytes_in: 0,
+            bytes_out: 0,
+            largest_sent: 0,
+            version: 0,
+            streaming: HashMap::new(),
+        };
+        let max_version = MAX_VERSION.load(Ordering::Relaxed);
+        socket
+            .send(ClientMessage::Hello { min_version: MIN_PROTOCOL_VERSION, max_version })
+            .await?;
         match socket.recv().await? {
-            Some(ServerMessage::Welcome { .. }) => Ok(socket),
+            Some(ServerMessage::Welcome { version, .. }) => {
+                socket.version = version;
+                Ok(socket)
+            }
             other => bail!("expected Welcome, got {other:?}"),
         }
     }
@@ -170,6 +204,7 @@ impl SyncSocket {
 
     /// Closes the socket and hands back the lists it held.
     pub async fn close(mut self) -> HashMap<ListId, (ListDoc, State)> {
+        self.streaming.clear();
         let _ = self.ws.close(None).await;
         self.docs
     }
@@ -192,9 +227,29 @@ impl SyncSocket {
         self.docs.get(&list).and_then(|(doc, _)| doc.item_count().ok()).unwrap_or(0)
     }
 
-    /// Sends the list's next sync message, if it needs one.
+    /// Sends what the list has that the server lacks: its new changes, raw, while it is in
+    /// step (version 2); else the next sync message, if one is due.
     pub async fn push(&mut self, list: ListId) -> anyhow::Result<()> {
         let (doc, state) = self.docs.get_mut(&list).context("list not held")?;
+        if let Some(stream) = self.streaming.get_mut(&list) {
+            if let Some(changes) =
+                streaming::changes_since(doc.automerge_mut(), &stream.server_heads)
+            {
+                let pending: HashSet<ChangeHash> = changes.iter().map(|c| c.hash()).collect();
+                stream.sent.retain(|h| pending.contains(h));
+                let mut data = Vec::new();
+                for change in changes {
+                    if stream.sent.insert(change.hash()) {
+                        data.extend_from_slice(change.raw_bytes());
+                    }
+                }
+                if !data.is_empty() {
+                    self.send(ClientMessage::Changes { list, data }).await?;
+                }
+                return Ok(());
+            }
+            self.streaming.remove(&list);
+        }
         let message = doc.automerge_mut().sync().generate_sync_message(state);
         if let Some(m) = message {
             self.send(ClientMessage::Sync { list, data: m.encode() }).await?;
@@ -211,6 +266,34 @@ impl SyncSocket {
                 doc.automerge_mut()
                     .sync()
                     .receive_sync_message(state, SyncMessage::decode(&data)?)?;
+                // Answer in kind; stream again once in step.
+                self.streaming.remove(&list);
+                self.push(list).await?;
+                let (doc, state) = self.docs.get_mut(&list).expect("inserted above");
+                let mut ours = doc.heads();
+                let mut theirs = state.their_heads.clone().unwrap_or_default();
+                ours.sort_unstable();
+                theirs.sort_unstable();
+                if self.version >= 2 && !theirs.is_empty() && ours == theirs {
+                    let stream = Streaming { server_heads: theirs, sent: HashSet::new() };
+                    self.streaming.insert(list, stream);
+                }
+                Ok(Some(list))
+            }
+            ServerMessage::Changes { list, seq, heads, data } => {
+                let heads = decode_heads(&heads).context("frame heads")?;
+                let (doc, state) =
+                    self.docs.get_mut(&list).context("a frame for a list not held")?;
+                let applied = streaming::apply_frame(doc, state, &data, &heads)?;
+                if !applied.complete {
+                    eprintln!("list {list}: frame {seq} missed a batch; catching up");
+                    self.streaming.remove(&list);
+                } else if let Some(stream) = self.streaming.get_mut(&list) {
+                    stream.server_heads = heads;
+                } else if applied.in_step {
+                    let stream = Streaming { server_heads: heads, sent: HashSet::new() };
+                    self.streaming.insert(list, stream);
+                }
                 self.push(list).await?;
                 Ok(Some(list))
             }

@@ -44,6 +44,10 @@ struct Cli {
     /// and allow the load's rate of account calls and messages.
     #[arg(long)]
     server: Option<String>,
+    /// The newest protocol version the simulated clients speak (1: Automerge sync messages
+    /// only; 2: saved batches streamed as raw changes once in step).
+    #[arg(long, default_value_t = tandem_protocol::wire::PROTOCOL_VERSION)]
+    protocol: u16,
     /// The workload.
     #[command(subcommand)]
     workload: Workload,
@@ -96,8 +100,10 @@ impl Workload {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    client::set_max_version(cli.protocol);
     let mut line = json!({
         "workload": cli.workload.name(),
+        "protocol": cli.protocol,
         "server_started": cli.server.is_none(),
         "server_start_ms": null,
         "server_listen_ms": null,

@@ -102,8 +102,13 @@ pub(super) fn outgoing(
     let mut placed: HashMap<u64, usize> = HashMap::new();
     for &id in ids {
         let Some(peer) = peers.get_mut(&id) else { continue };
-        if !peer.owes_ack && peer.at.as_deref() == Some(memo.heads.as_slice()) {
-            continue; // in step, and told so (a frame, or its own message)
+        if !peer.owes_ack
+            && peer.state.have_responded
+            && peer.at.as_deref() == Some(memo.heads.as_slice())
+        {
+            // In step and told so (by a frame, or by our answer to its first message on
+            // this socket, which tells it that it is in step).
+            continue;
         }
         if std::mem::take(&mut peer.owes_ack) {
             // Automerge stays quiet towards a peer whose last message showed the same heads

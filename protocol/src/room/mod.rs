@@ -747,11 +747,7 @@ impl Room {
                     if p.streams && p.held.is_empty() && p.at.as_ref() == Some(&batch.from) {
                         p.at = Some(batch.heads.clone());
                         p.owes_ack = false;
-                        p.state.their_heads = Some(batch.heads.clone());
-                        p.state.shared_heads.clone_from(&batch.heads);
-                        p.state.last_sent_heads.clone_from(&batch.heads);
-                        p.state.have_responded = true;
-                        p.state.in_flight = false;
+                        crate::streaming::mark_in_step(&mut p.state, &batch.heads);
                         to.push(id);
                     }
                 }

@@ -95,6 +95,9 @@ finding! {
     loader_document_saves_to_bytes_that_load_back:
         "loader-save-does-not-load.case",
         "automerge 0.12 saves this document to bytes that do not load; the room stores only snapshots that load back (Room::snapshot)";
+    room_batch_146_unwrap_is_refused:
+        "room-broken-batch-146.case",
+        "automerge 0.12 panics applying this chain of changes (Refusal::Broken: the server reloads the room, cuts the socket and refuses the sender's changes to the list for a minute)";
     loader_incremental_bomb_stays_within_the_allocation_bound:
         "loader-incremental-bomb.case",
         "automerge inflates stored chunks without a bound; load_incremental only ever reads bytes the server or the client wrote (peers' changes pass the room's intake)";

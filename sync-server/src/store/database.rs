@@ -157,7 +157,7 @@ impl Database {
     }
 
     /// Saves a room's changes, sharing a transaction with other rooms' saves that wait.
-    pub async fn save(&self, save: Save) -> Result<i64, StoreError> {
+    pub async fn save(&self, save: Save) -> Result<super::documents::Saved, StoreError> {
         self.committer.save(save).await
     }
 

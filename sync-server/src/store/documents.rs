@@ -27,6 +27,16 @@ pub struct StoredDocument {
     pub actors: Vec<ActorBinding>,
 }
 
+/// Where a save left its list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Saved {
+    /// The sequence number of the chunk appended (restarts after compaction).
+    pub seq: i64,
+    /// The list's version now: one more than before the save, for good (protocol version 2
+    /// numbers its frames with it).
+    pub version: i64,
+}
+
 /// One room's save: the change chunk and what the relational rows must become.
 #[derive(Debug, Clone)]
 pub struct Save {
@@ -87,7 +97,7 @@ impl Store {
     /// one transaction; bumps the list's version. Returns the chunk's sequence number. Saves
     /// of many lists arriving together share one transaction and one commit (see
     /// [`group_commit`](super::group_commit)).
-    pub async fn save_changes(&self, save: Save) -> Result<i64, StoreError> {
+    pub async fn save_changes(&self, save: Save) -> Result<Saved, StoreError> {
         self.shards.for_list(save.list).save(save).await
     }
 
@@ -217,29 +227,30 @@ async fn ensure_live(tx: &mut Tx, list: ListId) -> Result<(), StoreError> {
 
 /// Writes one save inside `tx`: `NotFound` (and nothing written) if the list is gone. Any
 /// other error may leave part of the save written: the caller must not commit `tx`.
-pub(super) async fn write_save(tx: &mut Tx, save: &Save) -> Result<i64, StoreError> {
+pub(super) async fn write_save(tx: &mut Tx, save: &Save) -> Result<Saved, StoreError> {
     // First: it writes nothing when the list is gone, and takes the list's row lock.
-    touch_list(tx, save.list, &save.title).await?;
+    let version = touch_list(tx, save.list, &save.title).await?;
     bind_actors(tx, save.list, &save.new_actors).await?;
     let seq = append_chunk(tx, save.list, &save.chunk).await?;
     write_item_rows(tx, save.list, &save.upserts, &save.removed, save.replace_all).await?;
     record_accepted(tx, save.list, &save.accepted).await?;
-    Ok(seq)
+    Ok(Saved { seq, version })
 }
 
-/// Sets the title and bumps the version of a live list; `NotFound` if it is not live.
-async fn touch_list(tx: &mut Tx, list: ListId, title: &str) -> Result<(), StoreError> {
-    let updated = sqlx::query(
+/// Sets the title and bumps the version of a live list, returning the new version;
+/// `NotFound` if it is not live.
+async fn touch_list(tx: &mut Tx, list: ListId, title: &str) -> Result<i64, StoreError> {
+    let version: Option<i64> = sqlx::query_scalar(
         "UPDATE todo_lists SET title = $2, version = version + 1, updated_at = $3
-         WHERE list_id = $1 AND is_deleted = 0",
+         WHERE list_id = $1 AND is_deleted = 0
+         RETURNING version",
     )
     .bind(list.as_i64())
     .bind(title)
     .bind(now_ms())
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if updated == 1 { Ok(()) } else { Err(StoreError::NotFound) }
+    .fetch_optional(&mut **tx)
+    .await?;
+    version.ok_or(StoreError::NotFound)
 }
 
 pub(super) async fn upsert_snapshot(

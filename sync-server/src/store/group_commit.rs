@@ -16,14 +16,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
 use super::database::Engine;
-use super::documents::{Save, write_save};
+use super::documents::{Save, Saved, write_save};
 
 /// Most saves written in one transaction.
 const MAX_GROUP: usize = 256;
 /// Saves that may wait for the committer before senders wait too.
 const QUEUE: usize = 4096;
 
-type Reply = oneshot::Sender<Result<i64, StoreError>>;
+type Reply = oneshot::Sender<Result<Saved, StoreError>>;
 
 /// The handle rooms send their saves to.
 #[derive(Debug)]
@@ -39,8 +39,8 @@ impl Committer {
         Self { inbox }
     }
 
-    /// Writes `save` durably; returns the sequence number of its chunk.
-    pub async fn save(&self, save: Save) -> Result<i64, StoreError> {
+    /// Writes `save` durably; returns its chunk's sequence number and the list's version.
+    pub async fn save(&self, save: Save) -> Result<Saved, StoreError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || StoreError::Database(sqlx::Error::PoolClosed);
         self.inbox.send((save, reply)).await.map_err(|_| stopped())?;
@@ -86,7 +86,7 @@ async fn write_group(
     pool: &AnyPool,
     engine: Engine,
     saves: &[&Save],
-) -> Result<Vec<Result<i64, StoreError>>, StoreError> {
+) -> Result<Vec<Result<Saved, StoreError>>, StoreError> {
     let mut tx = begin_write(pool, engine).await?;
     let mut results = Vec::with_capacity(saves.len());
     for save in saves {

@@ -53,6 +53,7 @@ pub async fn serve(socket: WebSocket, hub: Hub, slot: SocketSlot, user: UserId, 
         subscribed: HashMap::new(),
         outbox: outbox.clone(),
         limiter: RateLimiter::direct(quota),
+        version: 0,
     };
     let silence = Duration::from_secs(config.idle_timeout_secs);
     let hello_by = tokio::time::Instant::now() + Duration::from_secs(config.hello_timeout_secs);
@@ -209,6 +210,8 @@ struct Session {
     subscribed: HashMap<ListId, RoomInit>,
     outbox: Outbox,
     limiter: DefaultDirectRateLimiter,
+    /// The protocol version agreed in `Hello` (2 streams saved batches as frames).
+    version: u16,
 }
 
 impl Session {
@@ -266,6 +269,28 @@ impl Session {
                     .await;
                 true
             }
+            ClientMessage::Changes { list, data } => {
+                if self.version < 2 {
+                    return self.fatal(
+                        ErrorCode::BadMessage,
+                        "Raw changes need protocol version 2; this socket speaks version 1.",
+                    );
+                }
+                // Only for a list this socket is in step with, so subscribed already.
+                let Some(init) = self.subscribed.get(&list).cloned() else {
+                    self.list_error(list, ListErrorCode::NotFound, "Not subscribed to this list.");
+                    return true;
+                };
+                let out = self.outbox.clone();
+                self.hub
+                    .to_room(
+                        list,
+                        init,
+                        RoomCommand::Changes { peer: conn, user: self.user, data, out },
+                    )
+                    .await;
+                true
+            }
             ClientMessage::Unsubscribe { list } => {
                 if let Some(init) = self.subscribed.remove(&list) {
                     self.hub.to_room(list, init, RoomCommand::Leave { peer: conn }).await;
@@ -301,6 +326,7 @@ impl Session {
             }
         };
         self.conn = Some(self.hub.connect(self.user, self.outbox.clone()));
+        self.version = version;
         self.outbox.send(&ServerMessage::Welcome { version, user: self.user, lists });
         true
     }
@@ -328,7 +354,13 @@ impl Session {
             .to_room(
                 list,
                 init.clone(),
-                RoomCommand::Join { peer: conn, user: self.user, role, out },
+                RoomCommand::Join {
+                    peer: conn,
+                    user: self.user,
+                    role,
+                    streams: self.version >= 2,
+                    out,
+                },
             )
             .await;
         self.subscribed.insert(list, init);

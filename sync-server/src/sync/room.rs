@@ -12,14 +12,14 @@ use axum::body::Bytes;
 use tandem_protocol::automerge::{ActorId, ChangeHash};
 use tandem_protocol::limits::SyncLimits;
 use tandem_protocol::room::{PeerId, Received, Refusal, Room};
-use tandem_protocol::wire::{ErrorCode, ListErrorCode, RemovalReason, ServerMessage};
+use tandem_protocol::wire::{ErrorCode, ListErrorCode, RemovalReason, ServerMessage, encode_heads};
 use tandem_protocol::{ListDoc, ListId, Role, UserId};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Hub, Outbox, SyncConfig};
 use crate::metrics::Metrics;
 use crate::store::StoreError;
-use crate::store::documents::Save;
+use crate::store::documents::{Save, Saved};
 use crate::store::history::{AcceptedChange, ActorBinding};
 use crate::store::lists::ItemRecord;
 
@@ -34,6 +34,8 @@ pub enum RoomCommand {
         user: UserId,
         /// The user's role.
         role: Role,
+        /// The socket speaks protocol version 2 (saved batches streamed as frames).
+        streams: bool,
         /// Where its frames go.
         out: Outbox,
     },
@@ -50,6 +52,17 @@ pub enum RoomCommand {
         /// again after its access is checked.
         user: UserId,
         /// The encoded Automerge sync message.
+        data: Vec<u8>,
+        /// Where to answer if the socket is not (or no longer) subscribed.
+        out: Outbox,
+    },
+    /// A version 2 socket's raw changes.
+    Changes {
+        /// The socket.
+        peer: PeerId,
+        /// Its user (see `Sync`).
+        user: UserId,
+        /// The change chunks.
         data: Vec<u8>,
         /// Where to answer if the socket is not (or no longer) subscribed.
         out: Outbox,
@@ -74,6 +87,15 @@ pub enum RoomCommand {
     },
     /// The list was deleted.
     Deleted,
+}
+
+/// What a socket sent for the room to merge.
+#[derive(Debug, Clone, Copy)]
+enum Incoming<'a> {
+    /// An Automerge sync message.
+    Sync(&'a [u8]),
+    /// Version 2: raw change chunks.
+    Changes(&'a [u8]),
 }
 
 /// How a room's document comes to be.
@@ -108,6 +130,8 @@ const SLEEP_MAX_BYTES: usize = 64 * 1024;
 
 struct Member {
     user: UserId,
+    /// Speaks protocol version 2.
+    streams: bool,
     out: Outbox,
 }
 
@@ -306,9 +330,8 @@ impl RoomTask {
         let mut renames = Vec::new();
         for command in batch {
             match command {
-                RoomCommand::Join { peer, user, role, out } => {
-                    self.room.join(peer, user, role);
-                    self.members.insert(peer, Member { user, out });
+                RoomCommand::Join { peer, user, role, streams, out } => {
+                    self.join(peer, user, role, streams, out);
                     self.dirty.insert(peer);
                 }
                 RoomCommand::Leave { peer } => {
@@ -316,11 +339,22 @@ impl RoomTask {
                     self.members.remove(&peer);
                 }
                 RoomCommand::Sync { peer, user, data, out } => {
-                    if !self.members.contains_key(&peer) && !self.rejoin(peer, user, &out).await {
+                    if !self.members.contains_key(&peer)
+                        && !self.rejoin(peer, user, false, &out).await
+                    {
                         continue;
                     }
                     self.dirty.insert(peer);
-                    self.receive(peer, &data, &out)
+                    self.receive(peer, Incoming::Sync(&data), &out)
+                }
+                RoomCommand::Changes { peer, user, data, out } => {
+                    if !self.members.contains_key(&peer)
+                        && !self.rejoin(peer, user, true, &out).await
+                    {
+                        continue;
+                    }
+                    self.dirty.insert(peer);
+                    self.receive(peer, Incoming::Changes(&data), &out)
                 }
                 RoomCommand::Rename { user, title, expected_version, reply } => {
                     renames.push((user, title, expected_version, reply))
@@ -356,7 +390,7 @@ impl RoomTask {
 
     /// Lets a subscribed socket in again after this room was reloaded, if its user still has
     /// access; otherwise answers `not_found`.
-    async fn rejoin(&mut self, peer: PeerId, user: UserId, out: &Outbox) -> bool {
+    async fn rejoin(&mut self, peer: PeerId, user: UserId, streams: bool, out: &Outbox) -> bool {
         let role = match (&self.unborn, self.hub.store().access(self.list, user).await) {
             (_, Ok(access)) => access.role,
             (Some((owner, _)), Err(StoreError::NotFound)) if *owner == user => Role::Owner,
@@ -365,12 +399,23 @@ impl RoomTask {
                 return false;
             }
         };
-        self.room.join(peer, user, role);
-        self.members.insert(peer, Member { user, out: out.clone() });
+        self.join(peer, user, role, streams, out.clone());
         true
     }
 
-    fn receive(&mut self, peer: PeerId, data: &[u8], out: &Outbox) {
+    fn join(&mut self, peer: PeerId, user: UserId, role: Role, streams: bool, out: Outbox) {
+        if streams {
+            self.room.join_streaming(peer, user, role);
+        } else {
+            self.room.join(peer, user, role);
+        }
+        self.members.insert(peer, Member { user, streams, out });
+    }
+
+    fn receive(&mut self, peer: PeerId, incoming: Incoming<'_>, out: &Outbox) {
+        let data = match incoming {
+            Incoming::Sync(data) | Incoming::Changes(data) => data,
+        };
         let Some(member) = self.members.get(&peer) else {
             self.error(out, ListErrorCode::NotFound, "List not found.");
             return;
@@ -391,7 +436,11 @@ impl RoomTask {
             return;
         }
         let metrics = self.hub.metrics();
-        match self.room.receive(peer, data) {
+        let received = match incoming {
+            Incoming::Sync(data) => self.room.receive(peer, data),
+            Incoming::Changes(data) => self.room.receive_changes(peer, data),
+        };
+        match received {
             Ok(Received { dropped, .. }) if dropped > 0 => {
                 metrics.orphan_changes_dropped.fetch_add(dropped as u64, Ordering::Relaxed);
                 self.error(
@@ -525,7 +574,7 @@ impl RoomTask {
                             &accepted,
                         )
                         .await
-                        .map(|()| 0)
+                        .map(|()| Saved { seq: 0, version: 1 })
                 }
                 None => {
                     let save = Save {
@@ -565,15 +614,15 @@ impl RoomTask {
             store.save_changes(save).await
         };
         match saved {
-            Ok(seq) => {
+            Ok(saved) => {
                 if self.unborn.take().is_some() {
                     self.stored_bytes = chunk_len;
                 } else {
                     self.chunks += 1;
                     self.stored_bytes += chunk_len;
-                    self.last_seq = seq;
+                    self.last_seq = saved.seq;
                 }
-                self.room.mark_saved();
+                self.room.mark_saved_as(saved.version as u64);
                 Metrics::incr(&self.hub.metrics().changes_merged);
                 true
             }
@@ -699,7 +748,7 @@ impl RoomTask {
             .await
         {
             Ok((seq, version)) => {
-                self.room.mark_saved();
+                self.room.mark_saved_as(version as u64);
                 self.chunks += 1;
                 self.stored_bytes += chunk.len();
                 self.last_seq = seq;
@@ -726,7 +775,12 @@ impl RoomTask {
             self.last_seq = fresh.last_seq;
             // Every peer starts its sync over against the reloaded document.
             for (peer, user, role) in peers {
-                self.room.join(peer, user, role);
+                let streams = self.members.get(&peer).is_some_and(|m| m.streams);
+                if streams {
+                    self.room.join_streaming(peer, user, role);
+                } else {
+                    self.room.join(peer, user, role);
+                }
             }
             self.flushed_heads.clear();
             return true;
@@ -747,6 +801,28 @@ impl RoomTask {
         };
         self.flushed_heads = heads;
         let mut slow = Vec::new();
+        // Version 2 peers that held the list as it was before a batch get the batch as one
+        // frame, encoded once and shared.
+        for (batch, to) in self.room.stream() {
+            if to.is_empty() {
+                continue;
+            }
+            let frame = Bytes::from(
+                ServerMessage::Changes {
+                    list: self.list,
+                    seq: batch.seq,
+                    heads: encode_heads(&batch.heads),
+                    data: batch.chunk,
+                }
+                .encode(),
+            );
+            for peer in to {
+                let Some(member) = self.members.get(&peer) else { continue };
+                if !member.out.send_frame(frame.clone()) {
+                    slow.push(peer);
+                }
+            }
+        }
         // Usually one pass; a peer can need a second message right after its first.
         let mut pending = peers;
         for _pass in 0..FLUSH_PASSES {

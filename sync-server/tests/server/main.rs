@@ -18,6 +18,7 @@ mod sharing;
 mod smtp_sink;
 mod socket_limits;
 mod storage;
+mod streaming;
 mod sync;
 mod sync_client;
 mod tokens;

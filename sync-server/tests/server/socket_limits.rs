@@ -113,13 +113,7 @@ async fn every_fatal_close_carries_its_close_code_and_a_reason() {
     assert_fatal(a.expect_fatal().await, ErrorCode::IdleTimeout);
     // No version in common.
     let ws = open_socket(&server.base, &user, None).await.unwrap();
-    let mut a = SyncClient {
-        ws,
-        docs: Default::default(),
-        events: Vec::new(),
-        welcome: Vec::new(),
-        close: None,
-    };
+    let mut a = SyncClient::unwelcomed(ws);
     a.send(ClientMessage::Hello { min_version: 99, max_version: 120 }).await;
     assert_fatal(a.expect_fatal().await, ErrorCode::UnsupportedVersion);
     // The server going down.
@@ -136,13 +130,7 @@ async fn a_raised_oldest_version_turns_older_clients_away_as_unsupported() {
     .await;
     let user = server.signup(&email("old-app")).await;
     let ws = open_socket(&server.base, &user, None).await.unwrap();
-    let mut a = SyncClient {
-        ws,
-        docs: Default::default(),
-        events: Vec::new(),
-        welcome: Vec::new(),
-        close: None,
-    };
+    let mut a = SyncClient::unwelcomed(ws);
     a.send(ClientMessage::hello()).await;
     assert_fatal(a.expect_fatal().await, ErrorCode::UnsupportedVersion);
 }

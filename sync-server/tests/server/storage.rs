@@ -161,14 +161,15 @@ async fn conformance(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
         new_actors: Vec::new(),
         accepted: Vec::new(),
     };
-    let seq = store.save_changes(save).await.unwrap();
+    let saved = store.save_changes(save).await.unwrap();
+    assert_eq!(saved.version, 2, "the save is the list's second version");
     let detail = store.list_detail(lists[4], owner).await.unwrap();
     assert_eq!(
         detail.items.iter().map(|i| i.content.as_str()).collect::<Vec<_>>(),
         ["milk", "eggs"]
     );
     assert_eq!(detail.access.list.version, 2);
-    store.compact_document(lists[4], &doc.save(), seq).await.unwrap();
+    store.compact_document(lists[4], &doc.save(), saved.seq).await.unwrap();
     let stored = store.load_document(lists[4]).await.unwrap();
     assert_eq!((stored.parts.len(), stored.chunks), (1, 0));
     assert_eq!(load(&store, lists[4]).await.item_count().unwrap(), 2);
@@ -233,7 +234,7 @@ async fn conformance(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
     assert_eq!(deleted_chunks, 0, "nothing of the refused save was written");
     for (n, &list) in [lists[5], lists[6], lists[7], lists[8]].iter().enumerate() {
         let n = if n == 3 { 4 } else { n };
-        assert_eq!(results[n].as_ref().unwrap(), &1, "each list's first chunk");
+        assert_eq!(results[n].as_ref().unwrap().seq, 1, "each list's first chunk");
         let detail = store.list_detail(list, owner).await.unwrap();
         assert_eq!(detail.access.list.title, format!("Saved together {n}"));
         assert_eq!(detail.items.len(), 1);
@@ -599,7 +600,7 @@ async fn actors_and_history(specs: Vec<ShardSpec>, data_dir: &std::path::Path) {
     assert!(matches!(results[0], Err(StoreError::ActorTaken { .. })), "{:?}", results[0]);
     assert_eq!(footprint(&store, list, owner).await, untouched);
     for (i, &other) in lists[1..4].iter().enumerate() {
-        assert_eq!(results[i + 1].as_ref().unwrap(), &1, "list {other} saved");
+        assert_eq!(results[i + 1].as_ref().unwrap().seq, 1, "list {other} saved");
         let query = HistoryQuery { item: None, before: None, limit: 10 };
         let page = store.history(other, owner, &query).await.unwrap();
         assert_eq!(page.entries.len(), 1);

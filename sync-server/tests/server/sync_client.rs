@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use tandem_protocol::automerge::sync::{Message as SyncMessage, State, SyncDoc as _};
-use tandem_protocol::wire::{ClientMessage, ErrorCode, ListErrorCode, ServerMessage};
-use tandem_protocol::{ListDoc, ListId, Role};
+use tandem_protocol::wire::{ClientMessage, ErrorCode, ListErrorCode, ServerMessage, decode_heads};
+use tandem_protocol::{ListDoc, ListId, Role, streaming};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -29,6 +29,10 @@ pub struct SyncClient {
     pub welcome: Vec<(ListId, Role)>,
     /// The server's close frame (code, reason), once one arrived.
     pub close: Option<(u16, String)>,
+    /// The protocol version agreed.
+    pub version: u16,
+    /// Version 2 frames applied: (list, seq, whether the document then held their heads).
+    pub frames: Vec<(ListId, u64, bool)>,
 }
 
 /// The sync URL of a server.
@@ -92,14 +96,43 @@ impl SyncClient {
         Self::hello_on(ws, user).await
     }
 
-    /// Says Hello on an open socket and reads the Welcome.
+    /// A client that speaks protocol version 2 (saved batches arrive as `Changes` frames).
+    pub async fn connect_v2(server: &TestServer, user: &TestUser) -> Self {
+        let ws = open_socket(&server.base, user, None).await.expect("socket opens");
+        Self::hello_with(ws, user, 2).await
+    }
+
+    /// Says Hello on an open socket, speaking protocol version 1 only (what clients before
+    /// version 2 sent), and reads the Welcome.
     pub async fn hello_on(ws: WebSocketStream<MaybeTlsStream<TcpStream>>, user: &TestUser) -> Self {
-        let mut client =
-            Self { ws, docs: HashMap::new(), events: Vec::new(), welcome: Vec::new(), close: None };
-        client.send(ClientMessage::hello()).await;
+        Self::hello_with(ws, user, 1).await
+    }
+
+    /// A client on an open socket that has not said Hello (to send its own).
+    pub fn unwelcomed(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        Self {
+            ws,
+            docs: HashMap::new(),
+            events: Vec::new(),
+            welcome: Vec::new(),
+            close: None,
+            version: 0,
+            frames: Vec::new(),
+        }
+    }
+
+    /// Says Hello offering versions 1 to `max` and reads the Welcome.
+    pub async fn hello_with(
+        ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+        user: &TestUser,
+        max: u16,
+    ) -> Self {
+        let mut client = Self::unwelcomed(ws);
+        client.send(ClientMessage::Hello { min_version: 1, max_version: max }).await;
         match client.next().await {
             Some(ServerMessage::Welcome { version, user: id, lists }) => {
-                assert_eq!((version, id.get()), (1, user.id));
+                assert_eq!((version, id.get()), (max, user.id));
+                client.version = version;
                 client.welcome = lists.into_iter().map(|a| (a.list, a.role)).collect();
             }
             other => panic!("expected Welcome, got {other:?}"),
@@ -207,6 +240,13 @@ impl SyncClient {
                     self.docs.entry(list).or_insert_with(|| (ListDoc::empty(), State::new()));
                 let m = SyncMessage::decode(&data).unwrap();
                 doc.automerge_mut().sync().receive_sync_message(state, m).unwrap();
+            }
+            ServerMessage::Changes { list, seq, heads, data } => {
+                assert!(self.version >= 2, "a version 1 socket got a version 2 frame");
+                let heads = decode_heads(&heads).expect("whole hashes");
+                let (doc, state) = self.docs.get_mut(&list).expect("a frame for a held list");
+                let applied = streaming::apply_frame(doc, state, &data, &heads).unwrap();
+                self.frames.push((list, seq, applied.complete));
             }
             other => self.events.push(other),
         }
