@@ -284,3 +284,15 @@ fn kotlin_story_on_the_jvm_against_a_real_server() {
     println!("{text}java: {:.1}s", started.elapsed().as_secs_f64());
     assert!(status.is_some_and(|s| s.success()), "the Kotlin story failed ({status:?}):\n{text}");
 }
+
+#[test]
+fn readme_shows_the_kotlin_snippet_the_story_runs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let snippet = std::fs::read_to_string(root.join("ffi/tests/kotlin/ListModel.kt")).unwrap();
+    let snippet = &snippet[snippet.find("import ").expect("ListModel.kt imports")..];
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```kotlin\n{snippet}```")),
+        "README.md must show ffi/tests/kotlin/ListModel.kt from its imports on, as a kotlin block"
+    );
+}

@@ -1,5 +1,6 @@
-// How an app calls Tandem off the UI thread and brings change events back to it.
-// TandemStory.kt drives it.
+// The README's Kotlin snippet, word for word from the `import` lines on (ffi/tests/bindings.rs
+// checks that the README shows this file): how an app calls Tandem off the UI thread and
+// brings change events back to it. TandemStory.kt drives it.
 
 import kotlinx.coroutines.CoroutineDispatcher
 import kotlinx.coroutines.CoroutineScope
