@@ -155,6 +155,9 @@ fn kotlin_tools() -> Result<KotlinTools, String> {
         .or_else(|| on_path("kotlinc-jvm"))
         .or_else(|| on_path("kotlinc"))
         .ok_or("kotlinc not found (set KOTLINC, or run .ci/run to install it)")?;
+    if !kotlinc.is_file() {
+        return Err(format!("{} (KOTLINC) is not a file", kotlinc.display()));
+    }
     // bin/kotlinc-jvm -> lib/, through symlinks such as /usr/bin/kotlinc.
     let home = kotlinc
         .canonicalize()
