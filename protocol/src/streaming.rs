@@ -7,7 +7,7 @@
 //! `generate_sync_message` would tell the server what it already knows.
 
 use automerge::sync::{BloomFilter, Have, State};
-use automerge::{AutoCommit, Change, ChangeHash};
+use automerge::{AutoCommit, Change, ChangeHash, ReadDoc as _};
 
 use crate::list_doc::{ListDoc, LoadError};
 
@@ -73,15 +73,25 @@ pub fn mark_in_step(state: &mut State, heads: &[ChangeHash]) {
     state.in_flight = false;
 }
 
-/// Whether `doc` holds every change in `hashes`.
+/// Whether `doc` holds every change in `hashes`, with nothing parked for want of a
+/// dependency. (Looked up in the change graph: `get_change_by_hash` would rebuild each change
+/// from Automerge's columns.)
 pub fn holds(doc: &mut AutoCommit, hashes: &[ChangeHash]) -> bool {
-    hashes.iter().all(|h| doc.get_change_by_hash(h).is_some())
+    doc.get_missing_deps(hashes).is_empty()
 }
 
 /// The changes of `doc` that are not in the history at `heads` (the server's): what a peer in
 /// step sends as `ClientMessage::Changes` (their `raw_bytes`, one after another). `None` when
 /// `doc` does not hold all of `heads`.
 pub fn changes_since(doc: &mut AutoCommit, heads: &[ChangeHash]) -> Option<Vec<Change>> {
+    let mut ours = doc.get_heads();
+    let mut theirs = heads.to_vec();
+    ours.sort_unstable();
+    theirs.sort_unstable();
+    if ours == theirs {
+        // In step (the common case after a frame): no walk of the change graph.
+        return Some(Vec::new());
+    }
     holds(doc, heads).then(|| doc.get_changes(heads))
 }
 
