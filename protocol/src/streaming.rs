@@ -7,7 +7,7 @@
 //! `generate_sync_message` would tell the server what it already knows.
 
 use automerge::sync::{BloomFilter, Have, State};
-use automerge::{AutoCommit, Change, ChangeHash, ReadDoc as _};
+use automerge::{AutoCommit, Change, ChangeHash};
 
 use crate::list_doc::{ListDoc, LoadError};
 
