@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 
 use crate::auth::throttle::ThrottleConfig;
@@ -36,9 +36,22 @@ pub struct Cli {
     /// This node's id (0-31), unique among servers sharing databases; part of every id made.
     #[arg(long, env = "TANDEM_NODE_ID")]
     pub node_id: Option<u16>,
+    /// How log lines are written to stderr: `text` for people, `json` (one object per line,
+    /// with the request's span fields) for log pipelines.
+    #[arg(long, env = "TANDEM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to do; serving is the default.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// The format of the log on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Commands besides serving.
@@ -301,5 +314,13 @@ mod tests {
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.node_id, 7);
         assert_eq!(config.shards, vec![single_sqlite_shard()]);
+    }
+
+    #[test]
+    fn the_log_format_is_text_unless_asked() {
+        assert_eq!(Cli::parse_from(["tandem-server"]).log_format, LogFormat::Text);
+        let cli = Cli::parse_from(["tandem-server", "--log-format", "json"]);
+        assert_eq!(cli.log_format, LogFormat::Json);
+        assert!(Cli::try_parse_from(["tandem-server", "--log-format", "xml"]).is_err());
     }
 }

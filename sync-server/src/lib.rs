@@ -7,7 +7,7 @@
 //! - [`store`]: the shard map and the SQLite / PostgreSQL databases behind it.
 //! - [`mailer`]: how verification codes reach people.
 //! - [`sync`]: real-time sync over WebSocket: the hub, one room task per active list.
-//! - [`metrics`]: counters in Prometheus format.
+//! - [`metrics`]: counters, gauges and histograms of this instance, in Prometheus format.
 //!
 //! A typical embedding (what the tests do):
 //!
@@ -52,10 +52,16 @@ use store::Store;
 
 /// How often idle rate-limit keys are forgotten.
 const THROTTLE_SWEEP: Duration = Duration::from_secs(60);
+/// How often histogram samples are moved into their buckets between scrapes.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 /// Opens the store (creating and migrating databases) and builds the shared state.
-/// Cancelling `shutdown` closes every sync socket.
-pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow::Result<AppState> {
+/// Cancelling `shutdown` closes every sync socket; cancelling `draining` makes `/readyz` 503.
+pub async fn build_state(
+    config: Config,
+    shutdown: CancellationToken,
+    draining: CancellationToken,
+) -> anyhow::Result<AppState> {
     // First: a mailer the server must not run with is refused before anything is created.
     let mailer = mailer::Mailer::start(&config.mailer, config.listen)?;
     std::fs::create_dir_all(&config.data_dir)
@@ -72,6 +78,7 @@ pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow:
     Ok(AppState {
         hub,
         metrics,
+        draining,
         store,
         tokens,
         passwords,
@@ -88,6 +95,7 @@ pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow:
 pub struct Server {
     addr: SocketAddr,
     shutdown: CancellationToken,
+    draining: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
     store: Store,
 }
@@ -97,7 +105,8 @@ impl Server {
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         let listen = config.listen;
         let shutdown = CancellationToken::new();
-        let state = build_state(config, shutdown.clone()).await?;
+        let draining = CancellationToken::new();
+        let state = build_state(config, shutdown.clone(), draining.clone()).await?;
         let store = state.store.clone();
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -121,6 +130,17 @@ impl Server {
                 }
             }
         });
+        let metrics = state.metrics.clone();
+        let upkeep_stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(METRICS_UPKEEP);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => metrics.run_upkeep(),
+                    _ = upkeep_stop.cancelled() => break,
+                }
+            }
+        });
 
         let app = app(state).into_make_service_with_connect_info::<SocketAddr>();
         let stop = shutdown.clone();
@@ -129,7 +149,7 @@ impl Server {
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await
         });
-        Ok(Self { addr, shutdown, task, store })
+        Ok(Self { addr, shutdown, draining, task, store })
     }
 
     /// The address actually listened on.
@@ -140,6 +160,11 @@ impl Server {
     /// A token that stops the server when cancelled.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
+    }
+
+    /// A token that, cancelled, marks the server as draining: `/readyz` answers 503.
+    pub fn draining_token(&self) -> CancellationToken {
+        self.draining.clone()
     }
 
     /// Stops accepting, lets requests in flight finish, and closes the databases.

@@ -12,11 +12,11 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
+use tracing::Instrument as _;
 
 use super::envelope::reply;
 use super::error::ApiError;
 use super::extract::{ApiQuery, AuthUser};
-use crate::metrics::Metrics;
 use crate::state::AppState;
 
 /// Bytes a socket's read buffer starts with (it grows for bigger frames).
@@ -76,10 +76,12 @@ pub async fn sync_socket(
     // Counted from before the upgrade (a socket that never says Hello holds a slot too), and
     // refused here, where it costs no socket task.
     let Some(slot) = state.hub.claim_socket(user.id) else {
-        Metrics::incr(&state.metrics.sockets_refused);
+        state.metrics.sockets_refused.increment(1);
         return too_many_sockets(state.config.sync.max_sockets_per_user);
     };
     let hub = state.hub.clone();
+    // A child of the upgrade's request span: the socket's log lines carry its request id.
+    let span = tracing::info_span!("socket", user_id = user.id.get(), conn = tracing::field::Empty);
     upgrade
         // Small buffers: most sockets are idle, and tungstenite reserves its read buffer up
         // front (128 KiB by default). Frames are written as they are sent.
@@ -88,7 +90,7 @@ pub async fn sync_socket(
         .max_message_size(state.config.sync.max_message_bytes)
         .max_frame_size(state.config.sync.max_message_bytes)
         .on_upgrade(move |socket| {
-            crate::sync::connection::serve(socket, hub, slot, user.id, user.email)
+            crate::sync::connection::serve(socket, hub, slot, user.id, user.email).instrument(span)
         })
 }
 

@@ -197,6 +197,11 @@ impl Hub {
         self.inner.rooms.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
+    /// Distinct users with at least one socket past `Hello` now.
+    pub fn active_users(&self) -> usize {
+        self.inner.sockets.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// A slot for one more sync socket of `user`, or `None` if the user already has
     /// `max_sockets_per_user` open on this node. Hold it for as long as the socket lives.
     pub fn claim_socket(&self, user: UserId) -> Option<SocketSlot> {
