@@ -70,13 +70,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         data_dir.display()
     );
     tracing::info!(addr = %server.addr(), "listening");
-    let token = server.shutdown_token();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
-        token.cancel();
-    });
-    server.wait().await
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.drain().await
 }
 
 async fn shutdown_signal() {

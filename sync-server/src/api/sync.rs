@@ -24,6 +24,8 @@ const WS_READ_BUFFER: usize = 4096;
 /// `Retry-After` of a refusal for too many sockets: a slot frees when any of the user's
 /// sockets closes, which the server cannot foresee.
 const SOCKET_RETRY_AFTER_SECS: u16 = 5;
+/// `Retry-After` of a refusal while draining: another node is likely ready at once.
+const DRAINING_RETRY_AFTER_SECS: u16 = 1;
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -50,6 +52,9 @@ pub async fn sync_socket(
     State(state): State<AppState>,
     request: axum::extract::Request,
 ) -> Response {
+    if state.draining.is_cancelled() {
+        return draining();
+    }
     let (mut parts, _body) = request.into_parts();
     let user = match authenticate(&mut parts, &state).await {
         Ok(user) => user,
@@ -92,6 +97,15 @@ pub async fn sync_socket(
         .on_upgrade(move |socket| {
             crate::sync::connection::serve(socket, hub, slot, user.id, user.email).instrument(span)
         })
+}
+
+/// The 503 for an upgrade while the server drains: clients back off and reconnect, to another
+/// node once the load balancer has taken this one out of rotation.
+fn draining() -> Response {
+    let message = "The server is shutting down; reconnect shortly.".to_owned();
+    let mut response = reply::<()>(StatusCode::SERVICE_UNAVAILABLE, message, None);
+    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(DRAINING_RETRY_AFTER_SECS));
+    response
 }
 
 /// The 429 for a user who has the most sync sockets allowed open already.

@@ -317,8 +317,8 @@ impl Session {
                 true
             }
             ClientMessage::Unsubscribe { list } => {
-                if let Some(init) = self.subscribed.remove(&list) {
-                    self.hub.to_room(list, init, RoomCommand::Leave { peer: conn }).await;
+                if self.subscribed.remove(&list).is_some() {
+                    self.hub.leave(list, conn).await;
                 }
                 true
             }
@@ -402,8 +402,8 @@ impl Session {
 
     async fn close(&mut self) {
         let Some(conn) = self.conn else { return };
-        for (list, init) in self.subscribed.drain() {
-            self.hub.to_room(list, init, RoomCommand::Leave { peer: conn }).await;
+        for (list, _) in self.subscribed.drain() {
+            self.hub.leave(list, conn).await;
         }
         self.hub.disconnect(self.user, conn);
     }

@@ -140,7 +140,8 @@ struct HubInner {
     sockets: std::sync::Mutex<HashMap<UserId, HashMap<ConnId, Outbox>>>,
     limits: Arc<UserLimits>,
     next_conn: AtomicU64,
-    /// Cancelled when the server shuts down: every socket says so and closes.
+    /// Cancelled when the server drains: every socket says so and closes, and every room
+    /// saves what it was sent and unloads.
     shutdown: CancellationToken,
 }
 
@@ -172,7 +173,7 @@ impl Hub {
         &self.inner.config
     }
 
-    /// Cancelled when the server shuts down.
+    /// Cancelled when the server drains (and when it stops).
     pub fn shutdown(&self) -> &CancellationToken {
         &self.inner.shutdown
     }
@@ -271,6 +272,12 @@ impl Hub {
         }
         rooms.remove(&list);
         true
+    }
+
+    /// Takes a socket out of a list's room. A room that is not loaded holds no socket, so it
+    /// is not loaded for this (a stopping server's rooms unload before their sockets leave).
+    pub(crate) async fn leave(&self, list: ListId, peer: ConnId) {
+        self.to_loaded_room(list, RoomCommand::Leave { peer }).await;
     }
 
     /// Sends a command to a room only if it is loaded.

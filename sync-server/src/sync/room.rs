@@ -185,9 +185,21 @@ async fn run(hub: Hub, list: ListId, init: RoomInit, mut inbox: mpsc::Receiver<R
     let mut quiet_since = Instant::now();
     // Grown as batches come: most rooms are idle, and 256 slots would cost each 16 KiB.
     let mut batch = Vec::new();
+    let draining = hub.shutdown().clone();
     loop {
         let wait = if task.room.is_asleep() { idle } else { sleep_after.min(idle) };
-        let received = tokio::time::timeout(wait, inbox.recv_many(&mut batch, BATCH)).await;
+        let received = tokio::select! {
+            // Queued commands first: a draining room still saves and answers what it was sent.
+            biased;
+            received = tokio::time::timeout(wait, inbox.recv_many(&mut batch, BATCH)) => received,
+            () = draining.cancelled() => {
+                if hub.try_unload(list, &inbox) {
+                    task.leave_sleep_count();
+                    return;
+                }
+                continue; // a command came meanwhile
+            }
+        };
         match received {
             Ok(0) => break,
             Ok(_) => {

@@ -316,3 +316,140 @@ fn a_code_is_found_whole_and_not_in_a_timestamp() {
     assert!(!holds("id 91234567", "123456"));
     assert!(holds("token abc.def", "abc.def"));
 }
+
+/// Sends SIGTERM to a child process.
+fn sigterm(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn sigterm_drains_then_exits_with_every_acknowledged_edit_saved() {
+    use futures_util::SinkExt as _;
+    use tandem_protocol::automerge::sync::SyncDoc as _;
+    use tandem_protocol::wire::{ClientMessage, ErrorCode, ServerMessage};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("tandem.toml");
+    std::fs::write(&config, "shutdown_grace_secs = 10\ndrain_delay_secs = 3\n").unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let args = ["--config", config.as_str()];
+    let (mut child, base) =
+        crate::binary::start_with(&data, &args, &[("RUST_LOG", "warn")], Stdio::inherit());
+    let server = TestServer::at(base.clone());
+    let alice = server.signup(&email("alice")).await;
+    let list = server.create_list(&alice, "Drained").await;
+    let id = ListId(list);
+    // A second socket of hers, subscribed and idle: it must be told too.
+    let mut idle = SyncClient::connect_to(&base, &alice).await;
+    idle.hold(id, ListDoc::empty());
+    idle.settle().await;
+    let mut a = SyncClient::connect_to(&base, &alice).await;
+    a.hold(id, ListDoc::empty());
+    a.settle().await;
+
+    // Stream edits without waiting for each; note the newest acknowledged one (the server's
+    // sync message advertises heads that include it); SIGTERM mid-stream, and go on sending
+    // until the server closes the socket.
+    let mut acknowledged = 0u64;
+    let mut heads_of = std::collections::HashMap::new();
+    let mut termed_at = None;
+    let mut closed = false;
+    for i in 1..=2000u64 {
+        a.edit(id, |d| {
+            d.add_item(ItemId(i), &format!("edit {i}")).unwrap();
+        });
+        let (doc, state) = a.docs.get_mut(&id).unwrap();
+        heads_of.insert(doc.heads()[0], i);
+        if let Some(m) = doc.automerge_mut().sync().generate_sync_message(state) {
+            let frame = ClientMessage::Sync { list: id, data: m.encode() }.encode();
+            if a.ws.send(Message::Binary(frame.into())).await.is_err() {
+                closed = true;
+            }
+        }
+        loop {
+            match a.next_within(std::time::Duration::from_millis(2)).await {
+                Some(Some(ServerMessage::Error { code, .. })) => {
+                    assert_eq!(code, ErrorCode::ShuttingDown)
+                }
+                Some(Some(message)) => a.apply(message),
+                Some(None) => {
+                    closed = true;
+                    break;
+                }
+                None => break,
+            }
+        }
+        for head in a.docs[&id].1.their_heads.clone().unwrap_or_default() {
+            if let Some(&n) = heads_of.get(&head) {
+                acknowledged = acknowledged.max(n);
+            }
+        }
+        if termed_at.is_none() && acknowledged >= 30 {
+            sigterm(&child);
+            termed_at = Some(std::time::Instant::now());
+            // Readiness turns as soon as the signal is handled, while REST still answers.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            let body = loop {
+                let (status, body) = server.get("/readyz", None).await;
+                if status == 503 {
+                    break body;
+                }
+                assert!(std::time::Instant::now() < deadline, "readyz stayed {status}: {body}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            };
+            assert_eq!(body["data"]["draining"], true, "{body}");
+            assert_eq!(server.get("/livez", None).await.0, 200);
+            // New sockets are refused, with a status clients back off from.
+            let refused = crate::sync_client::open_socket(&base, &alice, None).await;
+            match refused {
+                Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                    assert_eq!(response.status(), 503)
+                }
+                Err(other) => panic!("expected a 503, got {other}"),
+                Ok(_) => panic!("a socket was opened while draining"),
+            }
+        }
+        if closed {
+            break;
+        }
+    }
+    assert!(termed_at.is_some(), "the server acknowledged edits while they streamed");
+    assert!(closed, "the draining server closed the socket");
+    assert_eq!(a.close.as_ref().map(|c| c.0), Some(4005), "shutting_down: {:?}", a.close);
+    let (code, close, _) = idle.expect_fatal().await;
+    assert_eq!((code, close), (ErrorCode::ShuttingDown, 4005));
+
+    // It exits by itself, cleanly, within the grace period.
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        let waited = termed_at.unwrap().elapsed();
+        assert!(waited < std::time::Duration::from_secs(10), "still running after the grace");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+
+    let (mut child, base) = crate::binary::start(&data);
+    let server = TestServer::at(base);
+    let (status, body) =
+        server.get(&format!("/api/todolist/read?id={list}"), Some(&alice.token)).await;
+    assert_eq!(status, 200, "{body}");
+    let stored: std::collections::HashSet<u64> = body["data"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_u64().unwrap())
+        .collect();
+    for n in 1..=acknowledged {
+        assert!(stored.contains(&n), "acknowledged edit {n} of {acknowledged} was lost");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
