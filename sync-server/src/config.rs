@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 
 use crate::auth::throttle::ThrottleConfig;
@@ -18,6 +18,10 @@ use crate::sync::SyncConfig;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Data folder when none is given.
 pub const DEFAULT_DATA_DIR: &str = "tandem-data";
+/// Default `shutdown_grace_secs`.
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
+/// Default `drain_delay_secs`.
+pub const DEFAULT_DRAIN_DELAY_SECS: u64 = 5;
 
 /// Tandem's sync server.
 #[derive(Debug, Parser)]
@@ -36,9 +40,22 @@ pub struct Cli {
     /// This node's id (0-31), unique among servers sharing databases; part of every id made.
     #[arg(long, env = "TANDEM_NODE_ID")]
     pub node_id: Option<u16>,
+    /// How log lines are written to stderr: `text` for people, `json` (one object per line,
+    /// with the request's span fields) for log pipelines.
+    #[arg(long, env = "TANDEM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to do; serving is the default.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// The format of the log on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Commands besides serving.
@@ -61,6 +78,10 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     /// Node id.
     pub node_id: Option<u16>,
+    /// Most seconds from SIGTERM to exit (see [`Config::shutdown_grace_secs`]).
+    pub shutdown_grace_secs: Option<u64>,
+    /// Seconds a draining node keeps answering HTTP (see [`Config::drain_delay_secs`]).
+    pub drain_delay_secs: Option<u64>,
     /// Tokens and hashing.
     #[serde(default)]
     pub auth: AuthConfig,
@@ -126,6 +147,13 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// This node's id.
     pub node_id: u16,
+    /// Most seconds from SIGTERM (or [`crate::Server::drain`]) to the process's exit: past
+    /// it the server stops without waiting for the rest.
+    pub shutdown_grace_secs: u64,
+    /// Seconds a draining node keeps answering HTTP, with `/readyz` at 503 and sync upgrades
+    /// refused, before it stops accepting: time for load balancers to take it out of rotation.
+    /// Capped by `shutdown_grace_secs`.
+    pub drain_delay_secs: u64,
     /// Tokens and hashing.
     pub auth: AuthConfig,
     /// Code delivery.
@@ -169,6 +197,8 @@ impl Config {
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
             data_dir: data_dir.into(),
             node_id: 0,
+            shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE_SECS,
+            drain_delay_secs: DEFAULT_DRAIN_DELAY_SECS,
             auth: AuthConfig::default(),
             mailer: MailerConfig::default(),
             limits: LimitsConfig::default(),
@@ -189,6 +219,8 @@ impl Config {
         let mut config = Self::embedded(&cli.data_dir);
         config.listen = cli.listen.or(file.listen).unwrap_or(config.listen);
         config.node_id = cli.node_id.or(file.node_id).unwrap_or(0);
+        config.shutdown_grace_secs = file.shutdown_grace_secs.unwrap_or(config.shutdown_grace_secs);
+        config.drain_delay_secs = file.drain_delay_secs.unwrap_or(config.drain_delay_secs);
         config.auth = file.auth;
         if let Ok(secret) = std::env::var("TANDEM_JWT_SECRET") {
             config.auth.jwt_secret = Some(secret);
@@ -212,6 +244,16 @@ impl Config {
     /// Token lifetime.
     pub fn token_ttl(&self) -> Duration {
         Duration::from_secs(self.auth.token_ttl_secs)
+    }
+
+    /// `shutdown_grace_secs` as a `Duration`.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// `drain_delay_secs` as a `Duration`, never longer than the grace.
+    pub fn drain_delay(&self) -> Duration {
+        Duration::from_secs(self.drain_delay_secs.min(self.shutdown_grace_secs))
     }
 }
 
@@ -301,5 +343,26 @@ mod tests {
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.node_id, 7);
         assert_eq!(config.shards, vec![single_sqlite_shard()]);
+    }
+
+    #[test]
+    fn the_drain_delay_fits_in_the_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tandem.toml");
+        std::fs::write(&path, "shutdown_grace_secs = 4\ndrain_delay_secs = 9\n").unwrap();
+        let cli = Cli::parse_from(["tandem-server", "--config", path.to_str().unwrap()]);
+        let config = Config::from_cli(&cli).unwrap();
+        assert_eq!(config.shutdown_grace(), Duration::from_secs(4));
+        assert_eq!(config.drain_delay(), Duration::from_secs(4), "capped by the grace");
+        let defaults = Config::embedded("x");
+        assert_eq!((defaults.shutdown_grace_secs, defaults.drain_delay_secs), (30, 5));
+    }
+
+    #[test]
+    fn the_log_format_is_text_unless_asked() {
+        assert_eq!(Cli::parse_from(["tandem-server"]).log_format, LogFormat::Text);
+        let cli = Cli::parse_from(["tandem-server", "--log-format", "json"]);
+        assert_eq!(cli.log_format, LogFormat::Json);
+        assert!(Cli::try_parse_from(["tandem-server", "--log-format", "xml"]).is_err());
     }
 }

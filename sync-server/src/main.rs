@@ -1,7 +1,7 @@
 //! `tandem-server`: parses the config and runs the server (or a maintenance command).
 
 use clap::Parser as _;
-use tandem_server::config::{Cli, Command, Config};
+use tandem_server::config::{Cli, Command, Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of glibc's allocator: a server holding thousands of small documents and
@@ -11,14 +11,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // The log goes to stderr: stdout carries only the "listening on" line that scripts read.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     let cli = Cli::parse();
+    init_log(cli.log_format);
     let config = Config::from_cli(&cli)?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
@@ -53,6 +47,20 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// The log goes to stderr: stdout carries only the "listening on" line that scripts read.
+fn init_log(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let log = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    match format {
+        LogFormat::Text => log.init(),
+        // The event's fields at the top level, and the fields of every span it is in (request
+        // id, route, user, socket) in `spans`.
+        LogFormat::Json => {
+            log.json().flatten_event(true).with_current_span(false).with_span_list(true).init()
+        }
+    }
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
     let server = tandem_server::Server::start(config).await?;
@@ -62,13 +70,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         data_dir.display()
     );
     tracing::info!(addr = %server.addr(), "listening");
-    let token = server.shutdown_token();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
-        token.cancel();
-    });
-    server.wait().await
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.drain().await
 }
 
 async fn shutdown_signal() {

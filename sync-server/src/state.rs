@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use tandem_protocol::snowflake::Snowflake;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::code::CodeHasher;
 use crate::auth::password::PasswordHasher;
@@ -33,8 +34,10 @@ pub struct AppState {
     pub mailer: Mailer,
     /// Real-time sync: rooms and sockets.
     pub hub: Hub,
-    /// The server's counters.
+    /// The server's metrics (a recorder of this instance's own).
     pub metrics: Arc<Metrics>,
+    /// Cancelled when the server starts draining: `/readyz` answers 503 from then on.
+    pub draining: CancellationToken,
     /// The configuration the server started with.
     pub config: Arc<Config>,
 }

@@ -16,6 +16,7 @@ use crate::auth::email::Email;
 use crate::auth::password::check_password;
 use crate::auth::throttle::{Action, RetryAfter};
 use crate::mailer::SendError;
+use crate::metrics::{LoginOutcome, VerifyOutcome};
 use crate::state::AppState;
 use crate::store::accounts::{CodeCheck, NewRegistration};
 use crate::store::now_ms;
@@ -75,6 +76,15 @@ pub struct UserData {
     pub email: String,
 }
 
+/// Applies `email`'s pending invitations to `user`; on failure they stay pending and are
+/// tried again at the next login.
+async fn accept_invitations(state: &AppState, user: UserId, email: &Email) {
+    match state.store.accept_invitations(user, email).await {
+        Ok(applied) => state.metrics.invitations_applied.increment(applied as u64),
+        Err(err) => tracing::warn!(error = ?err, %user, "could not apply pending invitations"),
+    }
+}
+
 fn throttled(wait: RetryAfter) -> ApiError {
     ApiError::RateLimited(wait.0)
 }
@@ -119,6 +129,7 @@ pub async fn register(
         Err(err @ SendError::Recipient { .. }) => return Err(ApiError::Invalid(err.to_string())),
         Err(err) => return Err(ApiError::MailUnavailable(anyhow::Error::new(err))),
     };
+    state.metrics.registrations.increment(1);
     Ok(ok(
         "Verification code sent.",
         RegisterData { is_demo: delivery.is_demo, demo_code: delivery.demo_code },
@@ -149,6 +160,7 @@ pub async fn verify(
     state.throttle.check(Action::Verify, email.as_str(), addr.0).map_err(throttled)?;
     let code = body.code.trim();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        state.metrics.verification(VerifyOutcome::WrongCode);
         return Err(ApiError::Invalid("The verification code is six digits.".into()));
     }
     let codes = state.codes.clone();
@@ -156,12 +168,18 @@ pub async fn verify(
         .store
         .check_code(&email, MAX_ATTEMPTS, |stored| codes.matches(email.as_str(), code, stored))
         .await?;
+    let counted = match outcome {
+        CodeCheck::Verified(_) => Some(VerifyOutcome::Ok),
+        CodeCheck::Wrong { .. } => Some(VerifyOutcome::WrongCode),
+        CodeCheck::NoValidCode => Some(VerifyOutcome::Expired),
+        CodeCheck::AlreadyVerified => None,
+    };
+    if let Some(counted) = counted {
+        state.metrics.verification(counted);
+    }
     match outcome {
         CodeCheck::Verified(user) => {
-            if let Err(err) = state.store.accept_invitations(user, &email).await {
-                // Still pending; retried at the next login.
-                tracing::warn!(error = ?err, %user, "could not apply pending invitations");
-            }
+            accept_invitations(&state, user, &email).await;
             Ok(ok_message("Account verified. Please login."))
         }
         CodeCheck::Wrong { tries_left } if tries_left > 0 => Err(ApiError::Invalid(format!(
@@ -193,10 +211,16 @@ pub async fn login(
     addr: ClientAddr,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
-    let failed = || ApiError::Unauthorized("Invalid email or password.".into());
+    let failed = || {
+        state.metrics.login(LoginOutcome::Failed);
+        ApiError::Unauthorized("Invalid email or password.".into())
+    };
     let email = Email::parse(&body.email).ok();
     let throttle_key = email.as_ref().map_or("", Email::as_str);
-    state.throttle.check(Action::Login, throttle_key, addr.0).map_err(throttled)?;
+    if let Err(wait) = state.throttle.check(Action::Login, throttle_key, addr.0) {
+        state.metrics.login(LoginOutcome::Throttled);
+        return Err(throttled(wait));
+    }
     let user = match &email {
         Some(email) => state.store.user_by_email(email).await?,
         None => None,
@@ -208,14 +232,15 @@ pub async fn login(
     }
     let (Some(user), Some(email)) = (user, email) else { return Err(failed()) };
     if !user.verified {
+        state.metrics.login(LoginOutcome::Unverified);
         return Err(ApiError::Forbidden(
             "Account not verified yet: enter the code sent to your email (POST verify).".into(),
         ));
     }
-    if let Err(err) = state.store.accept_invitations(user.id, &email).await {
-        tracing::warn!(error = ?err, user = %user.id, "could not apply pending invitations");
-    }
+    tracing::Span::current().record("user_id", user.id.get());
+    accept_invitations(&state, user.id, &email).await;
     let token = state.tokens.issue(user.id, &user.email);
+    state.metrics.login(LoginOutcome::Ok);
     Ok(ok(
         "Login successful",
         LoginData { token, user: UserData { id: user.id.get(), email: user.email } },

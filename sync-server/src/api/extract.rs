@@ -111,6 +111,8 @@ impl AuthUser {
         let email = state.store.verified_email(user.id).await?.ok_or_else(|| {
             ApiError::Unauthorized("This token's account does not exist; log in again.".into())
         })?;
+        // On the request's span (see `observe`), so every later log line names the caller.
+        tracing::Span::current().record("user_id", user.id.get());
         Ok(AuthUser { id: user.id, email })
     }
 }

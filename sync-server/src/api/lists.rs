@@ -197,6 +197,7 @@ pub async fn create(
     let mut doc = ListDoc::new(&body.title).map_err(|e| ApiError::Invalid(e.to_string()))?;
     let list = state.store.create_list(id, user.id, &user.email, &body.title, &doc.save()).await?;
     state.hub.access_changed(id, user.id, Some(Role::Owner)).await;
+    state.metrics.lists_created.increment(1);
     Ok(ok(
         "List created.",
         CreatedList { id: list.id.get(), title: list.title, created_at: rfc3339(list.created_at) },
@@ -273,6 +274,7 @@ pub async fn delete(
     let id = list_id(body.id)?;
     let members = state.store.delete_list(id, user.id).await?;
     state.hub.list_deleted(id, &members).await;
+    state.metrics.lists_deleted.increment(1);
     Ok(ok_message("List deleted successfully"))
 }
 

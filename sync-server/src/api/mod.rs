@@ -10,7 +10,9 @@ pub mod extract;
 pub mod health;
 pub mod history;
 pub mod lists;
+pub mod observe;
 pub mod openapi;
+pub mod probes;
 pub mod sharing;
 pub mod sync;
 mod time;
@@ -21,7 +23,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
 use error::ApiError;
@@ -35,6 +36,7 @@ pub fn app(state: AppState) -> Router {
         .merge(history::router())
         .merge(sharing::router())
         .merge(health::router())
+        .merge(probes::router())
         .merge(openapi::router())
         .merge(sync::router())
         .route("/metrics", axum::routing::get(metrics))
@@ -42,16 +44,19 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-            // The path only: a query string may hold an access token.
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
-        }))
+        // Outermost, so that it sees panics as the 500s they become, and the matched route.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))
         .with_state(state)
 }
 
-/// `GET /metrics`: Prometheus text format.
+/// `GET /metrics`: Prometheus text format (see [`crate::metrics`]).
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
-    let body = state.metrics.render(state.hub.loaded_rooms());
+    let live = crate::metrics::Live {
+        rooms_loaded: state.hub.loaded_rooms(),
+        active_users: state.hub.active_users(),
+        pools: state.store.pool_stats(),
+    };
+    let body = state.metrics.render(&live);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

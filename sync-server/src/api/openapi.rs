@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, health, history, lists, sharing};
+use super::{accounts, health, history, lists, probes, sharing};
 use crate::state::AppState;
 
 /// The routes of this module.
@@ -23,7 +23,7 @@ pub fn router() -> Router<AppState> {
         lists::create, lists::read, lists::update, lists::delete, lists::reserve_ids,
         history::history,
         sharing::share, sharing::unshare,
-        health::health,
+        health::health, probes::live, probes::ready,
     ),
     components(schemas(lists::ListDetails, lists::ItemData, lists::CollaboratorData,
         history::HistoryData, history::ChangeData)),

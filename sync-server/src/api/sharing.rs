@@ -69,6 +69,7 @@ pub async fn share(
     if let ShareOutcome::Member(member) = state.store.share(list, user.id, &email, role).await? {
         state.hub.access_changed(list, member, Some(role)).await;
     }
+    state.metrics.shares.increment(1);
     Ok(ok_message(format!("Invitation sent to {email}")))
 }
 
@@ -94,6 +95,7 @@ pub async fn unshare(
     if let Some(removed) = state.store.unshare(list, user.id, &email).await? {
         state.hub.access_changed(list, removed, None).await;
     }
+    state.metrics.unshares.increment(1);
     if email == user.email {
         Ok(ok_message("You left the list."))
     } else {

@@ -12,11 +12,11 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
+use tracing::Instrument as _;
 
 use super::envelope::reply;
 use super::error::ApiError;
 use super::extract::{ApiQuery, AuthUser};
-use crate::metrics::Metrics;
 use crate::state::AppState;
 
 /// Bytes a socket's read buffer starts with (it grows for bigger frames).
@@ -24,6 +24,8 @@ const WS_READ_BUFFER: usize = 4096;
 /// `Retry-After` of a refusal for too many sockets: a slot frees when any of the user's
 /// sockets closes, which the server cannot foresee.
 const SOCKET_RETRY_AFTER_SECS: u16 = 5;
+/// `Retry-After` of a refusal while draining: another node is likely ready at once.
+const DRAINING_RETRY_AFTER_SECS: u16 = 1;
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -50,6 +52,9 @@ pub async fn sync_socket(
     State(state): State<AppState>,
     request: axum::extract::Request,
 ) -> Response {
+    if state.draining.is_cancelled() {
+        return draining();
+    }
     let (mut parts, _body) = request.into_parts();
     let user = match authenticate(&mut parts, &state).await {
         Ok(user) => user,
@@ -76,10 +81,12 @@ pub async fn sync_socket(
     // Counted from before the upgrade (a socket that never says Hello holds a slot too), and
     // refused here, where it costs no socket task.
     let Some(slot) = state.hub.claim_socket(user.id) else {
-        Metrics::incr(&state.metrics.sockets_refused);
+        state.metrics.sockets_refused.increment(1);
         return too_many_sockets(state.config.sync.max_sockets_per_user);
     };
     let hub = state.hub.clone();
+    // A child of the upgrade's request span: the socket's log lines carry its request id.
+    let span = tracing::info_span!("socket", user_id = user.id.get(), conn = tracing::field::Empty);
     upgrade
         // Small buffers: most sockets are idle, and tungstenite reserves its read buffer up
         // front (128 KiB by default). Frames are written as they are sent.
@@ -88,8 +95,17 @@ pub async fn sync_socket(
         .max_message_size(state.config.sync.max_message_bytes)
         .max_frame_size(state.config.sync.max_message_bytes)
         .on_upgrade(move |socket| {
-            crate::sync::connection::serve(socket, hub, slot, user.id, user.email)
+            crate::sync::connection::serve(socket, hub, slot, user.id, user.email).instrument(span)
         })
+}
+
+/// The 503 for an upgrade while the server drains: clients back off and reconnect, to another
+/// node once the load balancer has taken this one out of rotation.
+fn draining() -> Response {
+    let message = "The server is shutting down; reconnect shortly.".to_owned();
+    let mut response = reply::<()>(StatusCode::SERVICE_UNAVAILABLE, message, None);
+    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(DRAINING_RETRY_AFTER_SECS));
+    response
 }
 
 /// The 429 for a user who has the most sync sockets allowed open already.

@@ -24,6 +24,16 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a request waits for a free connection before the call fails.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// One database as `/readyz` sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// It answered a trivial query.
+    pub answers: bool,
+    /// Migrations this build expects that the database has not applied successfully (all of
+    /// them when the migrations table cannot be read; none when it does not answer).
+    pub missing_migrations: Vec<i64>,
+}
+
 /// The engine behind a physical database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -100,11 +110,7 @@ impl Database {
         if engine == Engine::Sqlite {
             db.check_sqlite_durability().await?;
         }
-        let migrator = match engine {
-            Engine::Sqlite => &SQLITE_MIGRATIONS,
-            Engine::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator
+        db.migrator()
             .run(&db.writer)
             .await
             .map_err(|source| StoreError::Migrate { database: db.label.clone(), source })?;
@@ -127,6 +133,38 @@ impl Database {
             });
         }
         Ok(())
+    }
+
+    /// The migrations of this database's engine, as built into this binary.
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.engine {
+            Engine::Sqlite => &SQLITE_MIGRATIONS,
+            Engine::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// Whether the database answers and has every migration this build expects. It may have
+    /// more (a newer release migrated it).
+    pub async fn readiness(&self) -> Readiness {
+        let Ok(mut conn) = self.pool.acquire().await else {
+            return Readiness { answers: false, missing_migrations: Vec::new() };
+        };
+        if conn.ping().await.is_err() {
+            return Readiness { answers: false, missing_migrations: Vec::new() };
+        }
+        // sqlx's own bookkeeping table; `success` is false for a migration that failed midway.
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap_or_default();
+        let missing_migrations = self
+            .migrator()
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
+            .map(|m| m.version)
+            .collect();
+        Readiness { answers: true, missing_migrations }
     }
 
     /// The URL without its password.
@@ -166,6 +204,18 @@ impl Database {
         match self.pool.acquire().await {
             Ok(mut conn) => conn.ping().await.is_ok(),
             Err(_) => false,
+        }
+    }
+
+    /// Connections open and, of those, idle, across this database's pools (SQLite has a
+    /// reader pool and a one-connection writer pool; PostgreSQL one pool for both).
+    pub fn connections(&self) -> (u32, usize) {
+        match self.engine {
+            Engine::Sqlite => (
+                self.pool.size() + self.writer.size(),
+                self.pool.num_idle() + self.writer.num_idle(),
+            ),
+            Engine::Postgres => (self.pool.size(), self.pool.num_idle()),
         }
     }
 

@@ -38,7 +38,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use database::{Database, Engine};
+pub use database::{Database, Engine, Readiness};
 pub use error::StoreError;
 pub use history::{AcceptedChange, ActorBinding};
 pub use shard_map::{ShardMap, ShardSpec};
@@ -78,6 +78,30 @@ impl Store {
             out.push((db.label().to_owned(), db.ping().await));
         }
         out
+    }
+
+    /// Each physical database's readiness, by label, checked at once; a database that does
+    /// not answer within `within` counts as not answering.
+    pub async fn readiness(&self, within: std::time::Duration) -> Vec<(String, Readiness)> {
+        let checks = self.shards.databases().iter().map(|db| async move {
+            let readiness = tokio::time::timeout(within, db.readiness())
+                .await
+                .unwrap_or(Readiness { answers: false, missing_migrations: Vec::new() });
+            (db.label().to_owned(), readiness)
+        });
+        futures_util::future::join_all(checks).await
+    }
+
+    /// Each physical database's pool connections, for `/metrics`.
+    pub fn pool_stats(&self) -> Vec<crate::metrics::PoolStats> {
+        self.shards
+            .databases()
+            .iter()
+            .map(|db| {
+                let (size, idle) = db.connections();
+                crate::metrics::PoolStats { database: db.label().to_owned(), size, idle }
+            })
+            .collect()
     }
 
     /// Closes every pool.

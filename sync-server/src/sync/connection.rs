@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -22,11 +23,13 @@ use tandem_protocol::wire::{
     negotiate_from,
 };
 use tandem_protocol::{ListId, UserId};
+use tokio::time::Instant;
 
 use super::outbox::{Outgoing, outbox};
 use super::room::{RoomCommand, RoomInit};
 use super::user_limits::SocketSlot;
 use super::{ConnId, Hub, Outbox};
+use crate::metrics::Metrics;
 use crate::store::StoreError;
 
 /// How long the writer keeps trying to deliver its last frames once the socket is closing,
@@ -41,7 +44,8 @@ pub async fn serve(socket: WebSocket, hub: Hub, slot: SocketSlot, user: UserId, 
     let (outbox, outgoing) =
         outbox(config.outbound_queue, config.outbound_queue_bytes, hub.shared_metrics());
     hub.metrics().open_sockets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let writer = tokio::spawn(write(sink, outgoing, outbox.clone(), config.ping()));
+    let writer =
+        tokio::spawn(write(sink, outgoing, outbox.clone(), config.ping(), hub.shared_metrics()));
 
     let quota =
         Quota::per_second(NonZeroU32::new(config.messages_per_second).unwrap_or(NonZeroU32::MIN));
@@ -97,7 +101,11 @@ pub async fn serve(socket: WebSocket, hub: Hub, slot: SocketSlot, user: UserId, 
         };
         let keep_going = match message {
             // Boxed while it runs: an idle socket's task then keeps no room for it.
-            Message::Binary(frame) => Box::pin(session.handle(&frame)).await,
+            Message::Binary(frame) => {
+                hub.metrics().messages_in.increment(1);
+                hub.metrics().bytes_in.increment(frame.len() as u64);
+                Box::pin(session.handle(&frame)).await
+            }
             Message::Text(_) => session.fatal(ErrorCode::BadMessage, "Frames must be binary CBOR."),
             Message::Ping(_) | Message::Pong(_) => true,
             Message::Close(_) => false,
@@ -143,6 +151,7 @@ async fn write(
     mut outgoing: Outgoing,
     outbox: Outbox,
     ping_every: Duration,
+    metrics: Arc<Metrics>,
 ) {
     let mut ping = tokio::time::interval(ping_every);
     ping.tick().await;
@@ -167,6 +176,8 @@ async fn write(
         if !sent {
             break;
         }
+        metrics.messages_out.increment(1);
+        metrics.bytes_out.increment(len as u64);
     }
     let fatal = outgoing.fatal().cloned();
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
@@ -178,6 +189,8 @@ async fn write(
                 if sent.is_err() {
                     return;
                 }
+                metrics.messages_out.increment(1);
+                metrics.bytes_out.increment(len as u64);
             }
         }
         let close = match &fatal {
@@ -264,7 +277,13 @@ impl Session {
                     .to_room(
                         list,
                         init,
-                        RoomCommand::Sync { peer: conn, user: self.user, data, out },
+                        RoomCommand::Sync {
+                            peer: conn,
+                            user: self.user,
+                            data,
+                            out,
+                            arrived: Instant::now(),
+                        },
                     )
                     .await;
                 true
@@ -286,14 +305,20 @@ impl Session {
                     .to_room(
                         list,
                         init,
-                        RoomCommand::Changes { peer: conn, user: self.user, data, out },
+                        RoomCommand::Changes {
+                            peer: conn,
+                            user: self.user,
+                            data,
+                            out,
+                            arrived: Instant::now(),
+                        },
                     )
                     .await;
                 true
             }
             ClientMessage::Unsubscribe { list } => {
-                if let Some(init) = self.subscribed.remove(&list) {
-                    self.hub.to_room(list, init, RoomCommand::Leave { peer: conn }).await;
+                if self.subscribed.remove(&list).is_some() {
+                    self.hub.leave(list, conn).await;
                 }
                 true
             }
@@ -325,7 +350,9 @@ impl Session {
                 );
             }
         };
-        self.conn = Some(self.hub.connect(self.user, self.outbox.clone()));
+        let conn = self.hub.connect(self.user, self.outbox.clone());
+        tracing::Span::current().record("conn", conn);
+        self.conn = Some(conn);
         self.version = version;
         self.outbox.send(&ServerMessage::Welcome { version, user: self.user, lists });
         true
@@ -375,8 +402,8 @@ impl Session {
 
     async fn close(&mut self) {
         let Some(conn) = self.conn else { return };
-        for (list, init) in self.subscribed.drain() {
-            self.hub.to_room(list, init, RoomCommand::Leave { peer: conn }).await;
+        for (list, _) in self.subscribed.drain() {
+            self.hub.leave(list, conn).await;
         }
         self.hub.disconnect(self.user, conn);
     }

@@ -140,7 +140,8 @@ struct HubInner {
     sockets: std::sync::Mutex<HashMap<UserId, HashMap<ConnId, Outbox>>>,
     limits: Arc<UserLimits>,
     next_conn: AtomicU64,
-    /// Cancelled when the server shuts down: every socket says so and closes.
+    /// Cancelled when the server drains: every socket says so and closes, and every room
+    /// saves what it was sent and unloads.
     shutdown: CancellationToken,
 }
 
@@ -172,7 +173,7 @@ impl Hub {
         &self.inner.config
     }
 
-    /// Cancelled when the server shuts down.
+    /// Cancelled when the server drains (and when it stops).
     pub fn shutdown(&self) -> &CancellationToken {
         &self.inner.shutdown
     }
@@ -195,6 +196,11 @@ impl Hub {
     /// Number of rooms loaded now.
     pub fn loaded_rooms(&self) -> usize {
         self.inner.rooms.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Distinct users with at least one socket past `Hello` now.
+    pub fn active_users(&self) -> usize {
+        self.inner.sockets.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// A slot for one more sync socket of `user`, or `None` if the user already has
@@ -266,6 +272,12 @@ impl Hub {
         }
         rooms.remove(&list);
         true
+    }
+
+    /// Takes a socket out of a list's room. A room that is not loaded holds no socket, so it
+    /// is not loaded for this (a stopping server's rooms unload before their sockets leave).
+    pub(crate) async fn leave(&self, list: ListId, peer: ConnId) {
+        self.to_loaded_room(list, RoomCommand::Leave { peer }).await;
     }
 
     /// Sends a command to a room only if it is loaded.

@@ -133,9 +133,9 @@ impl Outbox {
         if self.shared.fatal.set(Fatal { code, message: message.into() }).is_ok() {
             let metrics = &self.shared.metrics;
             match code {
-                ErrorCode::SlowReader => Metrics::incr(&metrics.slow_readers_closed),
-                ErrorCode::RateLimited => Metrics::incr(&metrics.rate_limited_closed),
-                ErrorCode::HelloTimeout => Metrics::incr(&metrics.handshake_timeouts),
+                ErrorCode::SlowReader => metrics.slow_readers_closed.increment(1),
+                ErrorCode::RateLimited => metrics.rate_limited_closed.increment(1),
+                ErrorCode::HelloTimeout => metrics.handshake_timeouts.increment(1),
                 _ => {}
             }
         }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use axum::body::Bytes;
+use metrics::Histogram;
 use tandem_protocol::automerge::{ActorId, ChangeHash};
 use tandem_protocol::limits::SyncLimits;
 use tandem_protocol::room::{PeerId, Received, Refusal, Room};
@@ -17,7 +18,6 @@ use tandem_protocol::{ListDoc, ListId, Role, UserId};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Hub, Outbox, SyncConfig};
-use crate::metrics::Metrics;
 use crate::store::StoreError;
 use crate::store::documents::{Save, Saved};
 use crate::store::history::{AcceptedChange, ActorBinding};
@@ -55,6 +55,8 @@ pub enum RoomCommand {
         data: Vec<u8>,
         /// Where to answer if the socket is not (or no longer) subscribed.
         out: Outbox,
+        /// When the socket read it: the acknowledgement latency is measured from here.
+        arrived: Instant,
     },
     /// A version 2 socket's raw changes.
     Changes {
@@ -66,6 +68,8 @@ pub enum RoomCommand {
         data: Vec<u8>,
         /// Where to answer if the socket is not (or no longer) subscribed.
         out: Outbox,
+        /// When the socket read them (see `Sync`).
+        arrived: Instant,
     },
     /// A REST rename.
     Rename {
@@ -154,6 +158,8 @@ struct RoomTask {
     broken: bool,
     /// Users whose bytes broke the document, with when their changes are taken again.
     penalized: HashMap<UserId, Instant>,
+    /// Save times on the list's database.
+    save_seconds: Histogram,
 }
 
 /// Starts a room task; it loads the document before it handles its first command.
@@ -179,9 +185,21 @@ async fn run(hub: Hub, list: ListId, init: RoomInit, mut inbox: mpsc::Receiver<R
     let mut quiet_since = Instant::now();
     // Grown as batches come: most rooms are idle, and 256 slots would cost each 16 KiB.
     let mut batch = Vec::new();
+    let draining = hub.shutdown().clone();
     loop {
         let wait = if task.room.is_asleep() { idle } else { sleep_after.min(idle) };
-        let received = tokio::time::timeout(wait, inbox.recv_many(&mut batch, BATCH)).await;
+        let received = tokio::select! {
+            // Queued commands first: a draining room still saves and answers what it was sent.
+            biased;
+            received = tokio::time::timeout(wait, inbox.recv_many(&mut batch, BATCH)) => received,
+            () = draining.cancelled() => {
+                if hub.try_unload(list, &inbox) {
+                    task.leave_sleep_count();
+                    return;
+                }
+                continue; // a command came meanwhile
+            }
+        };
         match received {
             Ok(0) => break,
             Ok(_) => {
@@ -206,7 +224,7 @@ async fn run(hub: Hub, list: ListId, init: RoomInit, mut inbox: mpsc::Receiver<R
                     && task.stored_bytes <= SLEEP_MAX_BYTES
                     && task.room.sleep()
                 {
-                    Metrics::incr(&task.hub.metrics().rooms_asleep);
+                    task.hub.metrics().rooms_asleep.fetch_add(1, Ordering::Relaxed);
                 }
                 batch.shrink_to_fit();
             }
@@ -292,6 +310,8 @@ impl RoomTask {
             .map(|s| s.actors.iter().map(|b| (ActorId::from(b.actor.as_slice()), b.user)).collect())
             .unwrap_or_default();
         let room = Room::with_limits(doc, limits(hub.config()), actors);
+        let database = hub.store().shards().for_list(list).label().to_owned();
+        let save_seconds = hub.metrics().save_seconds(&database);
         let mut task = Self {
             hub,
             list,
@@ -305,6 +325,7 @@ impl RoomTask {
             last_seq,
             broken: false,
             penalized: HashMap::new(),
+            save_seconds,
         };
         if task.chunks > 0 {
             // Chunks loaded one by one keep their history in memory: fold them into the
@@ -328,6 +349,8 @@ impl RoomTask {
     /// Handles a batch; returns false when the room must close.
     async fn handle_batch(&mut self, batch: impl Iterator<Item = RoomCommand>) -> bool {
         let mut renames = Vec::new();
+        // When each message that changed the document arrived, for the acknowledgement time.
+        let mut arrivals = Vec::new();
         for command in batch {
             match command {
                 RoomCommand::Join { peer, user, role, streams, out } => {
@@ -338,23 +361,27 @@ impl RoomTask {
                     self.room.leave(peer);
                     self.members.remove(&peer);
                 }
-                RoomCommand::Sync { peer, user, data, out } => {
+                RoomCommand::Sync { peer, user, data, out, arrived } => {
                     if !self.members.contains_key(&peer)
                         && !self.rejoin(peer, user, false, &out).await
                     {
                         continue;
                     }
                     self.dirty.insert(peer);
-                    self.receive(peer, Incoming::Sync(&data), &out)
+                    if self.receive(peer, Incoming::Sync(&data), &out) {
+                        arrivals.push(arrived);
+                    }
                 }
-                RoomCommand::Changes { peer, user, data, out } => {
+                RoomCommand::Changes { peer, user, data, out, arrived } => {
                     if !self.members.contains_key(&peer)
                         && !self.rejoin(peer, user, true, &out).await
                     {
                         continue;
                     }
                     self.dirty.insert(peer);
-                    self.receive(peer, Incoming::Changes(&data), &out)
+                    if self.receive(peer, Incoming::Changes(&data), &out) {
+                        arrivals.push(arrived);
+                    }
                 }
                 RoomCommand::Rename { user, title, expected_version, reply } => {
                     renames.push((user, title, expected_version, reply))
@@ -383,6 +410,11 @@ impl RoomTask {
             let _ = reply.send(self.rename(user, &title, expected).await);
         }
         self.flush();
+        if !self.broken {
+            for arrived in arrivals {
+                self.hub.metrics().ack_seconds.record(arrived.elapsed().as_secs_f64());
+            }
+        }
         // After the acknowledgements went out, so that compaction never delays them.
         self.maybe_compact().await;
         true
@@ -412,13 +444,15 @@ impl RoomTask {
         self.members.insert(peer, Member { user, streams, out });
     }
 
-    fn receive(&mut self, peer: PeerId, incoming: Incoming<'_>, out: &Outbox) {
+    /// Merges what a peer sent; true when it changed the document (there is something to
+    /// save and acknowledge).
+    fn receive(&mut self, peer: PeerId, incoming: Incoming<'_>, out: &Outbox) -> bool {
         let data = match incoming {
             Incoming::Sync(data) | Incoming::Changes(data) => data,
         };
         let Some(member) = self.members.get(&peer) else {
             self.error(out, ListErrorCode::NotFound, "List not found.");
-            return;
+            return false;
         };
         if let Some(until) = self.penalized.get(&member.user) {
             if *until > Instant::now() {
@@ -427,22 +461,23 @@ impl RoomTask {
                     ListErrorCode::RateLimited,
                     "Your last change to this list could not be applied; retry later.",
                 );
-                return;
+                return false;
             }
             self.penalized.remove(&member.user);
         }
         if self.stored_bytes + data.len() > self.hub.config().max_document_bytes {
             self.error(out, ListErrorCode::TooLarge, "The list has reached its size limit.");
-            return;
+            return false;
         }
         let metrics = self.hub.metrics();
         let received = match incoming {
             Incoming::Sync(data) => self.room.receive(peer, data),
             Incoming::Changes(data) => self.room.receive_changes(peer, data),
         };
+        let changed = matches!(received, Ok(Received { changed: true, .. }));
         match received {
             Ok(Received { dropped, .. }) if dropped > 0 => {
-                metrics.orphan_changes_dropped.fetch_add(dropped as u64, Ordering::Relaxed);
+                metrics.orphan_changes_dropped.increment(dropped as u64);
                 self.error(
                     out,
                     ListErrorCode::InvalidDocument,
@@ -454,7 +489,7 @@ impl RoomTask {
             }
             Ok(_) => {}
             Err(Refusal::ReadOnly) => {
-                Metrics::incr(&metrics.viewer_changes_refused);
+                metrics.viewer_changes_refused.increment(1);
                 self.error(
                     out,
                     ListErrorCode::Forbidden,
@@ -462,7 +497,7 @@ impl RoomTask {
                 )
             }
             Err(Refusal::ForeignActor) => {
-                Metrics::incr(&metrics.foreign_actor_changes_refused);
+                metrics.foreign_actor_changes_refused.increment(1);
                 self.error(
                     out,
                     ListErrorCode::Forbidden,
@@ -470,7 +505,7 @@ impl RoomTask {
                 )
             }
             Err(Refusal::Invalid(e)) => {
-                Metrics::incr(&metrics.invalid_changes_refused);
+                metrics.invalid_changes_refused.increment(1);
                 self.error(
                     out,
                     ListErrorCode::InvalidDocument,
@@ -478,11 +513,11 @@ impl RoomTask {
                 )
             }
             Err(Refusal::TooLarge(e)) => {
-                Metrics::incr(&metrics.oversized_messages_refused);
+                metrics.oversized_messages_refused.increment(1);
                 self.error(out, ListErrorCode::TooLarge, format!("The change was refused: {e}."))
             }
             Err(Refusal::RateLimited) => {
-                Metrics::incr(&metrics.full_syncs_throttled);
+                metrics.full_syncs_throttled.increment(1);
                 self.error(
                     out,
                     ListErrorCode::RateLimited,
@@ -522,6 +557,7 @@ impl RoomTask {
                 self.members.remove(&peer);
             }
         }
+        changed
     }
 
     fn set_role(&mut self, user: UserId, role: Option<Role>) {
@@ -550,6 +586,7 @@ impl RoomTask {
             return true; // an unborn list still empty: nothing to save yet
         };
         let store = self.hub.store().clone();
+        let started = Instant::now();
         let saved = if self.unborn.is_some() || touched.structure {
             // Every row, from the whole document.
             let items: Vec<ItemRecord> = match doc.items() {
@@ -613,9 +650,11 @@ impl RoomTask {
             };
             store.save_changes(save).await
         };
+        self.save_seconds.record(started.elapsed().as_secs_f64());
         match saved {
             Ok(saved) => {
                 if self.unborn.take().is_some() {
+                    self.hub.metrics().lists_created.increment(1);
                     self.stored_bytes = chunk_len;
                 } else {
                     self.chunks += 1;
@@ -623,7 +662,7 @@ impl RoomTask {
                     self.last_seq = saved.seq;
                 }
                 self.room.mark_saved_as(saved.version as u64);
-                Metrics::incr(&self.hub.metrics().changes_merged);
+                self.hub.metrics().changes_merged.increment(1);
                 true
             }
             Err(StoreError::NotFound) => {

@@ -7,11 +7,23 @@ use serde_json::json;
 
 /// Starts the binary on a free port and returns it with its base URL.
 pub fn start(data_dir: &std::path::Path) -> (Child, String) {
+    start_with(data_dir, &[], &[("RUST_LOG", "warn")], Stdio::inherit())
+}
+
+/// Starts the binary with more arguments and environment, its log going to `stderr`.
+pub fn start_with(
+    data_dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stderr: Stdio,
+) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tandem-server"))
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
-        .env("RUST_LOG", "warn")
+        .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut line = String::new();

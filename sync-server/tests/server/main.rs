@@ -13,6 +13,7 @@ mod history;
 mod hostile;
 mod lists;
 mod mail;
+mod operations;
 mod reserved_ids;
 mod sharing;
 mod smtp_sink;

@@ -63,6 +63,11 @@ impl TestServer {
         }
     }
 
+    /// The token that marks this (in-process) server as draining.
+    pub fn draining_token(&self) -> tokio_util::sync::CancellationToken {
+        self.server.as_ref().expect("a server of this process").draining_token()
+    }
+
     /// Stops the server, keeping the data folder.
     pub async fn stop(&mut self) {
         if let Some(server) = self.server.take() {
@@ -207,7 +212,7 @@ pub struct PgDatabases {
     pub urls: Vec<String>,
 }
 
-const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 impl PgDatabases {
     /// `n` new databases, or `None` (with a notice) when no PostgreSQL answers, unless
