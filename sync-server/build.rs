@@ -29,10 +29,10 @@ fn main() {
     // file under refs/heads, or packed-refs in a fresh clone). Only paths that exist are
     // named: a missing one would rerun this on every build.
     for path in ["HEAD", "refs/heads", "packed-refs"] {
-        if let Some(path) = git(&["rev-parse", "--git-path", path]) {
-            if std::path::Path::new(&path).exists() {
-                println!("cargo:rerun-if-changed={path}");
-            }
+        if let Some(path) = git(&["rev-parse", "--git-path", path])
+            && std::path::Path::new(&path).exists()
+        {
+            println!("cargo:rerun-if-changed={path}");
         }
     }
 }
