@@ -374,21 +374,32 @@ impl Session {
                     self.drop_refused_local_changes(list)?;
                 }
             }
-            Err(Error::NotFound(_)) => {
-                self.lists.remove(&list);
-                return Ok(vec![ClientMessage::Unsubscribe { list }]);
-            }
-            Err(Error::InvalidInput(message)) => {
-                entry.stopped = true;
-                self.fail(list, "invalid_document", message);
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(e),
+            Err(e) => return self.store_refused(list, e),
         }
         if !self.lists.get(&list).is_some_and(|l| l.streaming) {
             self.update_streaming(list)?;
         }
         Ok(self.generate(list)?.into_iter().collect())
+    }
+
+    /// What it means for `list` that the store could not take a server message: the list is
+    /// gone here (unsubscribe), or the message does not apply here (stop this list, start
+    /// over from the stored state on the next connection).
+    fn store_refused(&mut self, list: ListId, error: Error) -> Result<Vec<ClientMessage>> {
+        match error {
+            Error::NotFound(_) => {
+                self.lists.remove(&list);
+                Ok(vec![ClientMessage::Unsubscribe { list }])
+            }
+            Error::InvalidInput(message) => {
+                if let Some(entry) = self.lists.get_mut(&list) {
+                    entry.stopped = true;
+                }
+                self.fail(list, "invalid_document", message);
+                Ok(Vec::new())
+            }
+            e => Err(e),
+        }
     }
 
     fn receive(&mut self, list: ListId, data: &[u8]) -> Result<Vec<ClientMessage>> {
@@ -409,18 +420,7 @@ impl Session {
                     self.drop_refused_local_changes(list)?;
                 }
             }
-            Err(Error::NotFound(_)) => {
-                self.lists.remove(&list);
-                return Ok(vec![ClientMessage::Unsubscribe { list }]);
-            }
-            Err(Error::InvalidInput(message)) => {
-                // The server's message does not apply here: stop this list, start over from
-                // the stored state on the next connection.
-                entry.stopped = true;
-                self.fail(list, "invalid_document", message);
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(e),
+            Err(e) => return self.store_refused(list, e),
         }
         let answer = self.generate(list)?;
         self.update_streaming(list)?;
